@@ -1,0 +1,5 @@
+"""``python -m voicehello``."""
+
+from voicehello.cli import main
+
+raise SystemExit(main())

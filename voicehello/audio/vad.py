@@ -1,0 +1,352 @@
+"""End-of-speech endpointing on audio time, not wall time.
+
+Three layers, each testable on its own:
+
+* :class:`SpeechSegmenter` is a pure state machine driven by ``(is_speech, chunk_ms)``
+  (the pattern of Home Assistant's ``assist_pipeline/vad.py``): the same input always gives
+  the same events, whatever the wall clock does.
+* :class:`EnergyGate` rejects frames that are not clearly louder than the recent noise
+  floor. WebRTC VAD calls a lot of steady noise (fans, extractor hoods, hiss) speech; a frame
+  counts as speech only if WebRTC VAD says so *and* it is at least ``margin_db`` above the
+  quietest frame of the last ``window_s`` seconds *and* above an absolute ``floor_dbfs``.
+* :class:`Endpointer` re-blocks raw PCM, classifies each block, keeps a bounded pre-roll and
+  returns finished :class:`Utterance` objects.
+
+Nothing here keeps more audio than the pre-roll plus one utterance (``max_utterance_s``).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from voicehello.config import AudioSettings
+from voicehello.errors import SilentAudioError
+from voicehello.speech.recognizer import SAMPLE_RATE, SAMPLE_WIDTH
+
+BYTES_PER_MS = SAMPLE_RATE * SAMPLE_WIDTH // 1000
+
+Classifier = Callable[[bytes], bool]
+"""Decides whether one block of 16 kHz int16 PCM is speech."""
+
+
+class SegmentEvent(enum.Enum):
+    """What :meth:`SpeechSegmenter.step` reports."""
+
+    START = "start"
+    """Enough speech was heard: an utterance began at :attr:`SpeechSegmenter.speech_start_ms`."""
+    END = "end"
+    """Enough silence followed the speech: the utterance is complete."""
+    CUT = "cut"
+    """The utterance reached the maximum length and was cut."""
+
+
+class SpeechSegmenter:
+    """Deterministic speech start/end state machine on audio time (milliseconds).
+
+    * Idle -> speech: after ``start_speech_ms`` of speech chunks, with at most
+      ``start_gap_ms`` of non-speech in between (the gap tolerance); the utterance starts
+      where that run of speech started.
+    * Speech -> idle (END): after ``end_silence_ms`` of silence. Speech shorter than
+      ``resume_speech_ms`` inside a pause only pauses the silence count, so a click does not
+      restart the wait; longer speech resets it.
+    * Speech -> idle (CUT): at the first chunk boundary at or after ``max_utterance_ms``
+      from the start of the speech.
+    """
+
+    def __init__(
+        self,
+        start_speech_ms: int,
+        end_silence_ms: int,
+        max_utterance_ms: int,
+        *,
+        start_gap_ms: int = 60,
+        resume_speech_ms: int = 60,
+    ) -> None:
+        self.start_speech_ms = start_speech_ms
+        self.end_silence_ms = end_silence_ms
+        self.max_utterance_ms = max_utterance_ms
+        self.start_gap_ms = start_gap_ms
+        self.resume_speech_ms = resume_speech_ms
+        self.now_ms = 0
+        """Audio time consumed so far."""
+        self.in_speech = False
+        """True between START and END/CUT."""
+        self.speech_start_ms = 0
+        """Start of the current (or last) utterance's speech."""
+        self.speech_end_ms: int | None = None
+        """End of the last speech chunk of the current (or last) utterance; ``None`` before any."""
+        self._run_ms = 0
+        self._run_start_ms = 0
+        self._gap_ms = 0
+        self._silence_ms = 0
+        self._resume_ms = 0
+
+    @classmethod
+    def from_settings(cls, settings: AudioSettings) -> SpeechSegmenter:
+        """A segmenter using the thresholds of ``settings``."""
+        return cls(settings.start_speech_ms, settings.end_silence_ms, round(settings.max_utterance_s * 1000))
+
+    @property
+    def run_start_ms(self) -> int | None:
+        """While idle: where the speech run that may become an utterance started."""
+        return self._run_start_ms if self._run_ms > 0 else None
+
+    def step(self, is_speech: bool, chunk_ms: int) -> SegmentEvent | None:
+        """Advance by one chunk; return the event it causes, if any."""
+        begin = self.now_ms
+        self.now_ms += chunk_ms
+        if not self.in_speech:
+            return self._step_idle(is_speech, begin, chunk_ms)
+        return self._step_speech(is_speech, chunk_ms)
+
+    def _step_idle(self, is_speech: bool, begin: int, chunk_ms: int) -> SegmentEvent | None:
+        if is_speech:
+            if self._run_ms == 0:
+                self._run_start_ms = begin
+            self._run_ms += chunk_ms
+            if self._run_ms >= self.start_speech_ms:
+                self.in_speech = True
+                self.speech_start_ms = self._run_start_ms
+                self.speech_end_ms = self.now_ms
+                self._run_ms = self._gap_ms = self._silence_ms = self._resume_ms = 0
+                return SegmentEvent.START
+        elif self._run_ms > 0:
+            self._gap_ms += chunk_ms
+            if self._gap_ms > self.start_gap_ms:
+                self._run_ms = self._gap_ms = 0
+        return None
+
+    def _step_speech(self, is_speech: bool, chunk_ms: int) -> SegmentEvent | None:
+        if is_speech and self._silence_ms == 0:
+            self.speech_end_ms = self.now_ms
+        elif is_speech:  # in a pause: the silence count holds until the speech is confirmed
+            self._resume_ms += chunk_ms
+            if self._resume_ms >= self.resume_speech_ms:
+                self._silence_ms = self._resume_ms = 0
+                self.speech_end_ms = self.now_ms
+        else:
+            self._resume_ms = 0
+            self._silence_ms += chunk_ms
+        if self._silence_ms >= self.end_silence_ms:
+            self._to_idle()
+            return SegmentEvent.END
+        if self.now_ms - self.speech_start_ms >= self.max_utterance_ms:
+            self._to_idle()
+            return SegmentEvent.CUT
+        return None
+
+    def _to_idle(self) -> None:
+        self.in_speech = False
+        self._run_ms = self._gap_ms = self._silence_ms = self._resume_ms = 0
+
+    def reset(self) -> None:
+        """Forget any utterance in progress (audio time keeps running)."""
+        self._to_idle()
+
+
+def rms_dbfs(block: bytes) -> float:
+    """RMS level of int16 PCM in dB relative to full scale (-inf for digital silence)."""
+    samples = np.frombuffer(block[: len(block) - len(block) % SAMPLE_WIDTH], dtype="<i2")
+    if samples.size == 0:
+        return -math.inf
+    power = float(np.mean(np.square(samples.astype(np.float64)))) / 32768.0**2
+    return 10.0 * math.log10(power) if power > 0 else -math.inf
+
+
+class EnergyGate:
+    """Passes frames clearly louder than both an absolute floor and the recent noise floor.
+
+    The noise floor is the quietest frame among the non-silent frames (above ``floor_dbfs``)
+    of the last ``window_s`` seconds, the current frame included; so steady noise of any
+    level never passes, while speech (syllables well above the pauses between them) does.
+    """
+
+    def __init__(
+        self, block_ms: int, *, floor_dbfs: float = -60.0, margin_db: float = 6.0, window_s: float = 5.0
+    ) -> None:
+        self.floor_dbfs = floor_dbfs
+        self.margin_db = margin_db
+        self._levels: deque[float] = deque(maxlen=max(1, round(window_s * 1000 / block_ms)))
+
+    def __call__(self, block: bytes) -> bool:
+        """True when ``block`` is loud enough to possibly be speech."""
+        level = rms_dbfs(block)
+        self._levels.append(level)
+        if level < self.floor_dbfs:
+            return False
+        noise_floor = min(v for v in self._levels if v >= self.floor_dbfs)
+        return level >= noise_floor + self.margin_db
+
+
+def webrtc_classifier(settings: AudioSettings) -> Classifier:
+    """WebRTC VAD at ``settings.vad_aggressiveness``, combined with an :class:`EnergyGate`."""
+    import webrtcvad  # noqa: PLC0415 - keeps module import cheap for the pure state machine
+
+    vad = webrtcvad.Vad(settings.vad_aggressiveness)
+    gate = EnergyGate(settings.block_ms)
+
+    def classify(block: bytes) -> bool:
+        loud = gate(block)  # always update the noise floor
+        return loud and bool(vad.is_speech(block, SAMPLE_RATE))
+
+    return classify
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One stretch of speech cut out of a stream."""
+
+    pcm: bytes = field(repr=False)
+    """16 kHz mono int16 PCM: pre-roll, the speech and the trailing silence that ended it.
+
+    Left out of ``repr()`` so that logging an utterance never logs audio."""
+    start_s: float
+    """Audio time (seconds since the stream began) where the speech started."""
+    end_s: float
+    """Audio time where the last speech frame ended (for a cut utterance: the cut, mid-speech)."""
+    cut: bool = False
+    """True when the speech went on past ``max_utterance_s`` and was cut there."""
+
+    @property
+    def speech_s(self) -> float:
+        """Length of the speech itself, ``end_s - start_s``."""
+        return self.end_s - self.start_s
+
+    @property
+    def audio_s(self) -> float:
+        """Length of :attr:`pcm` in seconds."""
+        return len(self.pcm) / (SAMPLE_RATE * SAMPLE_WIDTH)
+
+
+class Endpointer:
+    """Finds utterances in a stream of 16 kHz mono int16 PCM, on audio time.
+
+    Feed PCM of any length with :meth:`feed`; it is re-blocked to ``block_ms`` internally.
+    Each block is classified (WebRTC VAD plus :class:`EnergyGate`, or ``classifier``) and
+    drives a :class:`SpeechSegmenter`. Completed utterances are returned by :meth:`feed`;
+    :meth:`flush` returns one still in progress when the stream ends.
+    """
+
+    def __init__(self, settings: AudioSettings, *, classifier: Classifier | None = None) -> None:
+        if settings.block_ms not in (10, 20, 30):
+            raise ValueError(f"block_ms must be 10, 20 or 30 for the VAD, not {settings.block_ms}")
+        self.settings = settings
+        self._block_ms = settings.block_ms
+        self._block_bytes = settings.block_ms * BYTES_PER_MS
+        self._classify = classifier or webrtc_classifier(settings)
+        self._segmenter = SpeechSegmenter.from_settings(settings)
+        self._pending = bytearray()
+        ring_ms = settings.pre_roll_ms + settings.start_speech_ms + self._segmenter.start_gap_ms
+        self._ring: deque[tuple[int, bytes]] = deque(maxlen=ring_ms // self._block_ms + 2)
+        self._utterance: list[bytes] = []
+
+    @property
+    def audio_s(self) -> float:
+        """Audio time consumed so far (whole blocks), in seconds."""
+        return self._segmenter.now_ms / 1000
+
+    @property
+    def in_speech(self) -> bool:
+        """True while an utterance is in progress."""
+        return self._segmenter.in_speech
+
+    @property
+    def speech_end_s(self) -> float | None:
+        """Audio time where the last speech frame ended (``None`` before any speech).
+
+        Measure end-of-speech latency as ``audio_s_at_result - speech_end_s``.
+        """
+        end = self._segmenter.speech_end_ms
+        return None if end is None else end / 1000
+
+    def feed(self, pcm: bytes) -> list[Utterance]:
+        """Consume PCM; return the utterances it completed (usually none)."""
+        self._pending += pcm
+        done: list[Utterance] = []
+        while len(self._pending) >= self._block_bytes:
+            block = bytes(self._pending[: self._block_bytes])
+            del self._pending[: self._block_bytes]
+            utterance = self._process_block(block)
+            if utterance is not None:
+                done.append(utterance)
+        return done
+
+    def flush(self) -> Utterance | None:
+        """End of stream: return the utterance in progress (if any) and reset."""
+        utterance = None
+        if self._pending:
+            pad = bytes(self._block_bytes - len(self._pending))
+            utterance = self._process_block(bytes(self._pending) + pad)
+            self._pending.clear()
+        if utterance is None and self._segmenter.in_speech:
+            end_ms = self._end_ms()
+            utterance = self._finish(end_ms, cut=False)
+        self.reset()
+        return utterance
+
+    def reset(self) -> None:
+        """Drop buffered audio and any utterance in progress."""
+        self._segmenter.reset()
+        self._pending.clear()
+        self._ring.clear()
+        self._utterance = []
+
+    def _process_block(self, block: bytes) -> Utterance | None:
+        begin_ms = self._segmenter.now_ms
+        event = self._segmenter.step(self._classify(block), self._block_ms)
+        if event is None:
+            if self._segmenter.in_speech:
+                self._utterance.append(block)
+            else:
+                self._ring.append((begin_ms, block))
+            return None
+        if event is SegmentEvent.START:
+            first_ms = self._segmenter.speech_start_ms - self.settings.pre_roll_ms
+            self._utterance = [b for t, b in self._ring if t >= first_ms]
+            self._utterance.append(block)
+            self._ring.clear()
+            return None
+        self._utterance.append(block)
+        end_ms = self._end_ms()
+        return self._finish(end_ms, cut=event is SegmentEvent.CUT)
+
+    def _end_ms(self) -> int:
+        end = self._segmenter.speech_end_ms
+        return self._segmenter.now_ms if end is None else end
+
+    def _finish(self, end_ms: int, *, cut: bool) -> Utterance:
+        pcm = b"".join(self._utterance)
+        self._utterance = []
+        self._ring.clear()
+        return Utterance(
+            pcm=pcm, start_s=self._segmenter.speech_start_ms / 1000, end_s=end_ms / 1000, cut=cut
+        )
+
+
+def split_utterances(pcm: bytes, settings: AudioSettings) -> list[Utterance]:
+    """All utterances in a whole recording (16 kHz mono int16 PCM)."""
+    endpointer = Endpointer(settings)
+    utterances = endpointer.feed(pcm)
+    last = endpointer.flush()
+    if last is not None:
+        utterances.append(last)
+    return utterances
+
+
+def has_speech(pcm: bytes, settings: AudioSettings) -> bool:
+    """True when the recording holds at least one utterance."""
+    return bool(split_utterances(pcm, settings))
+
+
+def require_utterances(pcm: bytes, settings: AudioSettings, source: str) -> list[Utterance]:
+    """Like :func:`split_utterances`, but raise :class:`SilentAudioError` when there are none."""
+    utterances = split_utterances(pcm, settings)
+    if not utterances:
+        raise SilentAudioError(f"{source}: no speech found in the audio")
+    return utterances

@@ -1,0 +1,261 @@
+"""The ``voicehello`` command line.
+
+Every user-caused problem ends as one line on stderr and a non-zero exit code:
+1 for a failed job (bad file, missing model, unknown device), 2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from voicehello import __version__
+from voicehello.config import Settings, load_settings
+from voicehello.errors import VoicehelloError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _fail(message: str) -> None:
+    print(f"voicehello: {message}", file=sys.stderr, flush=True)
+
+
+def _emit(record: dict[str, Any]) -> None:
+    print(json.dumps(record, ensure_ascii=False), flush=True)
+
+
+def _describe(intent: str | None, slots: dict[str, str], confidence: float) -> str:
+    if intent is None:
+        return f"(no intent, confidence {confidence:.2f})"
+    slot_text = " ".join(f"{name}={value!r}" for name, value in slots.items())
+    return f"{intent} {slot_text} (confidence {confidence:.2f})".replace("  ", " ")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    if getattr(args, "engine", None):
+        from dataclasses import replace
+
+        settings = replace(settings, speech=replace(settings.speech, engine=args.engine))
+    return settings
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    """Transcribe WAV files; one line per file, errors on stderr, the batch goes on."""
+    from voicehello.app import Understander
+
+    understander = Understander(_settings(args))
+    failed = 0
+    for name in args.files:
+        try:
+            heard = understander.hear_file(Path(name))
+        except VoicehelloError as exc:
+            failed += 1
+            _fail(str(exc))
+            if args.json:
+                _emit({"file": name, "error": str(exc), "intent": None, "engine": understander.engine})
+            continue
+        if args.json:
+            _emit({"file": name, **heard.to_dict()})
+        else:
+            parse = heard.parse
+            print(f"{name}: {heard.transcript.text!r} -> {_describe(parse.intent, parse.slots, parse.confidence)}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    """Parse typed text into an intent, as if it had been spoken."""
+    from voicehello.intents.catalog import load_catalog
+    from voicehello.intents.parser import IntentParser
+
+    settings = _settings(args)
+    parser = IntentParser(load_catalog(settings.intents.catalog), threshold=settings.intents.threshold)
+    result = parser.parse(" ".join(args.text))
+    if args.json:
+        _emit({"text": result.text, "intent": result.intent, "slots": result.slots, "confidence": result.confidence})
+    else:
+        print(_describe(result.intent, result.slots, result.confidence))
+    return EXIT_OK if result.intent else EXIT_FAILED
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    """Listen on the microphone (or a WAV file) and print each intent as it is heard."""
+    from voicehello.app import Understander
+    from voicehello.audio.sources import MicrophoneSource, WavFileSource
+
+    settings = _settings(args)
+    understander = Understander(settings)
+    require_wake = settings.intents.require_wake and not args.no_wake
+    source: Any
+    if args.file:
+        source = WavFileSource(Path(args.file), block_ms=settings.audio.block_ms, realtime=False)
+    else:
+        device = args.device if args.device is not None else settings.audio.input_device
+        source = MicrophoneSource(device=device, block_ms=settings.audio.block_ms).open()
+    _stop_on_signals(source.close)
+    print(f"listening with {understander.engine}; say \"hey neighbor ...\" (Ctrl+C to stop)", file=sys.stderr)
+    try:
+        for heard in understander.listen(source):
+            if require_wake and not heard.parse.woke:
+                log.info("ignored speech without a wake phrase")
+                continue
+            if args.json:
+                _emit(heard.to_dict())
+            else:
+                parse = heard.parse
+                print(_describe(parse.intent, parse.slots, parse.confidence), flush=True)
+    finally:
+        source.close()
+    return EXIT_OK
+
+
+def _stop_on_signals(stop: Callable[[], None]) -> None:
+    def handler(signum: int, _frame: object) -> None:
+        log.info("stopping on signal %d", signum)
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    """List audio input devices."""
+    from voicehello.audio.sources import list_input_devices
+
+    devices = list_input_devices()
+    if args.json:
+        for device in devices:
+            _emit(device.__dict__)
+    for device in [] if args.json else devices:
+        mark = "*" if device.is_default else " "
+        print(f"{mark} {device.index:3d}  {device.name}  ({device.channels} ch, {device.default_samplerate:.0f} Hz)")
+    if not devices:
+        _fail("no audio input devices found")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    """List known and installed Vosk models."""
+    from voicehello.speech import models
+
+    settings = _settings(args)
+    installed = {model.path.name for model in models.list_installed(settings.speech.models_dir)}
+    for name, known in models.KNOWN_MODELS.items():
+        mark = "installed" if name in installed else "available"
+        print(f"{name:40s} {mark:10s} {known.description}")
+    for name in sorted(installed - set(models.KNOWN_MODELS)):
+        print(f"{name:40s} installed")
+    return EXIT_OK
+
+
+def cmd_models_download(args: argparse.Namespace) -> int:
+    """Download, verify and install a Vosk model."""
+    from voicehello.speech import models
+
+    settings = _settings(args)
+    target = models.download_model(
+        args.model,
+        settings.speech.models_dir,
+        args.sha256,
+        progress=not args.quiet,
+        allow_unverified=args.insecure_no_verify,
+    )
+    print(f"installed {target}")
+    return EXIT_OK
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    """Check the intent catalog and print what is generated from it."""
+    from voicehello.intents.catalog import load_catalog
+
+    catalog = load_catalog(_settings(args).intents.catalog)
+    if args.jsgf:
+        print(catalog.jsgf(), end="")
+    elif args.vosk:
+        print(json.dumps(catalog.sentences(), indent=0))
+    else:
+        for intent in catalog.intents.values():
+            patterns = sum(1 for _ in intent.patterns())
+            slots = ", ".join(f"{slot}<-{name}" for slot, name in intent.slots.items()) or "-"
+            print(f"{intent.name:16s} {len(intent.sentences):3d} templates {patterns:5d} sentences  slots: {slots}")
+        for slot_list in catalog.lists.values():
+            size = "built-in" if slot_list.kind == "time" else f"{len(slot_list.values)} values"
+            print(f"list {slot_list.name:11s} {size}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="voicehello", description="An offline voice assistant for neighbors.")
+    parser.add_argument("--version", action="version", version=f"voicehello {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="settings file (default: config/voicehello.toml)")
+    engine = argparse.ArgumentParser(add_help=False)
+    engine.add_argument("--engine", choices=["auto", "vosk", "pocketsphinx"], help="override speech.engine")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("transcribe", parents=[common, engine], help="turn WAV files into intents")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("files", nargs="+", metavar="FILE.wav")
+    p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("listen", parents=[common, engine], help="listen on the microphone and print intents")
+    p.add_argument("--device", help="input device name (substring) or index; see `voicehello devices`")
+    p.add_argument("--file", help="listen to a WAV file instead of the microphone")
+    p.add_argument("--no-wake", action="store_true", help="act on speech without a wake phrase")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_listen)
+
+    p = sub.add_parser("parse", parents=[common], help="parse typed text into an intent")
+    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.add_argument("text", nargs="+")
+    p.set_defaults(func=cmd_parse)
+
+    p = sub.add_parser("devices", help="list audio input devices")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("catalog", parents=[common], help="check the intent catalog and show what it generates")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--jsgf", action="store_true", help="print the PocketSphinx grammar")
+    group.add_argument("--vosk", action="store_true", help="print the Vosk phrase list")
+    p.set_defaults(func=cmd_catalog)
+
+    models = sub.add_parser("models", help="manage Vosk models").add_subparsers(
+        dest="models_command", metavar="ACTION", required=True
+    )
+    p = models.add_parser("list", parents=[common], help="list known and installed models")
+    p.set_defaults(func=cmd_models_list)
+    p = models.add_parser("download", parents=[common], help="download, verify and install a model")
+    p.add_argument("model", nargs="?", default="vosk-model-small-en-us-0.15", help="model name, URL or local zip")
+    p.add_argument("--sha256", help="expected SHA-256 of the archive")
+    p.add_argument("--insecure-no-verify", action="store_true", help="install without a checksum to check")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_models_download)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except VoicehelloError as exc:
+        _fail(str(exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK

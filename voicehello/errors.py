@@ -1,0 +1,42 @@
+"""The one exception hierarchy of voicehello.
+
+Every error a user can cause (bad file, missing model, unknown device, bad config) is a
+:class:`VoicehelloError` with a one-line message meant to be printed as is. Errors from
+third-party libraries are translated at the boundary (``raise ... from exc``).
+"""
+
+
+class VoicehelloError(Exception):
+    """Base class: a problem the user can fix, with a one-line explanation."""
+
+
+class ConfigError(VoicehelloError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class CatalogError(VoicehelloError):
+    """The intent catalog is invalid (bad template, unknown list, missing intent)."""
+
+
+class AudioError(VoicehelloError):
+    """Audio could not be read: a missing, non-WAV, empty or unreadable file."""
+
+
+class SilentAudioError(AudioError):
+    """The audio holds no speech at all."""
+
+
+class DeviceError(AudioError):
+    """An audio device is unknown or cannot be opened."""
+
+
+class ModelError(VoicehelloError):
+    """A speech model is missing, incomplete or fails to load."""
+
+
+class ModelDownloadError(ModelError):
+    """A model download failed or its checksum did not match."""
+
+
+class RecognizerError(VoicehelloError):
+    """The speech engine failed while decoding."""
