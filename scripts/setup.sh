@@ -50,7 +50,7 @@ install_python
 
 case "$job" in
   install) echo "==> installed; try: .venv/bin/voicehello --help" ;;
-  demo) exec .venv/bin/python scripts/demo.py "$@" ;;
+  demo) exec .venv/bin/voicehello demo "$@" ;;
   test)
     echo "==> ruff"; .venv/bin/ruff check voicehello tests bench scripts
     .venv/bin/ruff format --check voicehello tests bench scripts

@@ -50,10 +50,39 @@ class Heard:
         }
 
 
+WAKE_WINDOW_S = 6.0
+"""After a wake phrase said on its own, how long (audio time) the next utterance counts as woken."""
+
+
+class WakeGate:
+    """Decides which live utterances to act on: those that start with a wake phrase, or that
+    follow a wake phrase said on its own ("hey neighbor" ... "can I borrow a ladder")."""
+
+    def __init__(self, required: bool = True, window_s: float = WAKE_WINDOW_S) -> None:
+        self.required = required
+        self.window_s = window_s
+        self._woken_until: float | None = None
+
+    def admit(self, heard: Heard, now_s: float) -> bool:
+        """True when ``heard`` (ending at audio time ``now_s``) should be acted on."""
+        if not self.required:
+            return True
+        if heard.parse.woke:
+            wake_only = heard.parse.intent is None and not heard.parse.text_after_wake
+            self._woken_until = now_s + self.window_s if wake_only else None
+            return not wake_only
+        if self._woken_until is not None and now_s <= self._woken_until:
+            self._woken_until = None
+            return True
+        return False
+
+
 class Understander:
     """Speech (or typed text) -> intent: one recognizer, one parser, loaded once."""
 
-    def __init__(self, settings: Settings, catalog: Catalog | None = None, recognizer: Recognizer | None = None):
+    def __init__(
+        self, settings: Settings, catalog: Catalog | None = None, recognizer: Recognizer | None = None
+    ):
         self.settings = settings
         self.catalog = catalog or load_catalog(settings.intents.catalog)
         self.parser = IntentParser(self.catalog, threshold=settings.intents.threshold)
@@ -87,7 +116,8 @@ class Understander:
     def listen(self, blocks: Iterable[bytes]) -> Iterator[Heard]:
         """Understand every utterance in a stream of audio blocks, as it ends.
 
-        Each utterance is decoded as soon as the endpointer closes it. Only bounded in-memory buffers hold audio; nothing is written anywhere.
+        Each utterance is decoded as soon as the endpointer closes it. Only bounded
+        in-memory buffers hold audio; nothing is written anywhere.
         """
         endpointer = vad.Endpointer(self.settings.audio)
         for block in blocks:

@@ -67,7 +67,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             _emit({"file": name, **heard.to_dict()})
         else:
             parse = heard.parse
-            print(f"{name}: {heard.transcript.text!r} -> {_describe(parse.intent, parse.slots, parse.confidence)}")
+            print(
+                f"{name}: {heard.transcript.text!r} -> {_describe(parse.intent, parse.slots, parse.confidence)}"
+            )
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -80,7 +82,14 @@ def cmd_parse(args: argparse.Namespace) -> int:
     parser = IntentParser(load_catalog(settings.intents.catalog), threshold=settings.intents.threshold)
     result = parser.parse(" ".join(args.text))
     if args.json:
-        _emit({"text": result.text, "intent": result.intent, "slots": result.slots, "confidence": result.confidence})
+        _emit(
+            {
+                "text": result.text,
+                "intent": result.intent,
+                "slots": result.slots,
+                "confidence": result.confidence,
+            }
+        )
     else:
         print(_describe(result.intent, result.slots, result.confidence))
     return EXIT_OK if result.intent else EXIT_FAILED
@@ -88,12 +97,12 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 def cmd_listen(args: argparse.Namespace) -> int:
     """Listen on the microphone (or a WAV file) and print each intent as it is heard."""
-    from voicehello.app import Understander
+    from voicehello.app import Understander, WakeGate
     from voicehello.audio.sources import MicrophoneSource, WavFileSource
 
     settings = _settings(args)
     understander = Understander(settings)
-    require_wake = settings.intents.require_wake and not args.no_wake
+    gate = WakeGate(required=settings.intents.require_wake and not args.no_wake)
     source: Any
     if args.file:
         source = WavFileSource(Path(args.file), block_ms=settings.audio.block_ms, realtime=False)
@@ -101,10 +110,10 @@ def cmd_listen(args: argparse.Namespace) -> int:
         device = args.device if args.device is not None else settings.audio.input_device
         source = MicrophoneSource(device=device, block_ms=settings.audio.block_ms).open()
     _stop_on_signals(source.close)
-    print(f"listening with {understander.engine}; say \"hey neighbor ...\" (Ctrl+C to stop)", file=sys.stderr)
+    print(f'listening with {understander.engine}; say "hey neighbor ..." (Ctrl+C to stop)', file=sys.stderr)
     try:
         for heard in understander.listen(source):
-            if require_wake and not heard.parse.woke:
+            if not gate.admit(heard, heard.speech_end_s or 0.0):
                 log.info("ignored speech without a wake phrase")
                 continue
             if args.json:
@@ -136,7 +145,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
             _emit(device.__dict__)
     for device in [] if args.json else devices:
         mark = "*" if device.is_default else " "
-        print(f"{mark} {device.index:3d}  {device.name}  ({device.channels} ch, {device.default_samplerate:.0f} Hz)")
+        print(
+            f"{mark} {device.index:3d}  {device.name}  ({device.channels} ch, {device.default_samplerate:.0f} Hz)"
+        )
     if not devices:
         _fail("no audio input devices found")
         return EXIT_FAILED
@@ -186,16 +197,31 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         for intent in catalog.intents.values():
             patterns = sum(1 for _ in intent.patterns())
             slots = ", ".join(f"{slot}<-{name}" for slot, name in intent.slots.items()) or "-"
-            print(f"{intent.name:16s} {len(intent.sentences):3d} templates {patterns:5d} sentences  slots: {slots}")
+            print(
+                f"{intent.name:16s} {len(intent.sentences):3d} templates {patterns:5d} sentences  slots: {slots}"
+            )
         for slot_list in catalog.lists.values():
             size = "built-in" if slot_list.kind == "time" else f"{len(slot_list.values)} values"
             print(f"list {slot_list.name:11s} {size}")
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Speak a few requests through the live pipeline and show what they became."""
+    from voicehello.app import Understander
+    from voicehello.demo import run_demo
+
+    wrong = run_demo(Understander(_settings(args)))
+    if wrong:
+        print(f"{wrong} demo line(s) were not understood as expected (speech recognition is not perfect)")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="voicehello", description="An offline voice assistant for neighbors.")
+    parser = argparse.ArgumentParser(
+        prog="voicehello", description="An offline voice assistant for neighbors."
+    )
     parser.add_argument("--version", action="version", version=f"voicehello {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     common = argparse.ArgumentParser(add_help=False)
@@ -203,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     engine = argparse.ArgumentParser(add_help=False)
     engine.add_argument("--engine", choices=["auto", "vosk", "pocketsphinx"], help="override speech.engine")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("demo", parents=[common, engine], help="speak a few requests through the pipeline")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("transcribe", parents=[common, engine], help="turn WAV files into intents")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -225,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_devices)
 
-    p = sub.add_parser("catalog", parents=[common], help="check the intent catalog and show what it generates")
+    p = sub.add_parser(
+        "catalog", parents=[common], help="check the intent catalog and show what it generates"
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--jsgf", action="store_true", help="print the PocketSphinx grammar")
     group.add_argument("--vosk", action="store_true", help="print the Vosk phrase list")
@@ -237,7 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = models.add_parser("list", parents=[common], help="list known and installed models")
     p.set_defaults(func=cmd_models_list)
     p = models.add_parser("download", parents=[common], help="download, verify and install a model")
-    p.add_argument("model", nargs="?", default="vosk-model-small-en-us-0.15", help="model name, URL or local zip")
+    p.add_argument(
+        "model", nargs="?", default="vosk-model-small-en-us-0.15", help="model name, URL or local zip"
+    )
     p.add_argument("--sha256", help="expected SHA-256 of the archive")
     p.add_argument("--insecure-no-verify", action="store_true", help="install without a checksum to check")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -62,6 +62,8 @@ class SpeechSettings:
     """``auto``: Vosk when a Vosk model is installed, else PocketSphinx."""
     vosk_model: Path | None = None
     """Vosk model directory; ``None`` means the first model found under ``models/``."""
+    pocketsphinx_search: Literal["lm", "grammar"] = "lm"
+    """PocketSphinx: ``lm`` (a trigram model of the catalog) or ``grammar`` (its exact sentences)."""
     vosk_full_lm_fallback: bool = False
     """Vosk: when the grammar decode hears only ``[unk]``, decode again with the full model."""
     models_dir: Path = DEFAULT_MODELS_DIR
@@ -133,6 +135,8 @@ def _path(value: Any, base_dir: Path, key: str) -> Path:
 def _validate(settings: Settings) -> Settings:
     if settings.speech.engine not in ("auto", "vosk", "pocketsphinx"):
         raise ConfigError(f"speech.engine must be auto, vosk or pocketsphinx, not {settings.speech.engine!r}")
+    if settings.speech.pocketsphinx_search not in ("lm", "grammar"):
+        raise ConfigError("speech.pocketsphinx_search must be lm or grammar")
     if settings.audio.block_ms not in (10, 20, 30):
         raise ConfigError("audio.block_ms must be 10, 20 or 30")
     if not 0 <= settings.audio.vad_aggressiveness <= 3:
@@ -155,7 +159,9 @@ def load_settings(path: Path | None = None) -> Settings:
 
     An explicitly named file must exist; the default file is optional.
     """
-    explicit = path or (Path(os.environ["VOICEHELLO_CONFIG"]) if os.environ.get("VOICEHELLO_CONFIG") else None)
+    explicit = path or (
+        Path(os.environ["VOICEHELLO_CONFIG"]) if os.environ.get("VOICEHELLO_CONFIG") else None
+    )
     config_file = explicit or DEFAULT_CONFIG_FILE
     if not config_file.exists():
         if explicit is not None:

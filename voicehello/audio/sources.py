@@ -377,7 +377,7 @@ class DeviceInfo:
 def _sounddevice() -> Any:
     """Import ``sounddevice``, turning a missing PortAudio library into a DeviceError."""
     try:
-        import sounddevice  # noqa: PLC0415 - lazy: importing it initialises PortAudio
+        import sounddevice
     except OSError as exc:
         raise DeviceError(
             "the PortAudio library is missing; install it (Debian: `apt install libportaudio2`)"

@@ -186,7 +186,7 @@ class EnergyGate:
 
 def webrtc_classifier(settings: AudioSettings) -> Classifier:
     """WebRTC VAD at ``settings.vad_aggressiveness``, combined with an :class:`EnergyGate`."""
-    import webrtcvad  # noqa: PLC0415 - keeps module import cheap for the pure state machine
+    import webrtcvad
 
     vad = webrtcvad.Vad(settings.vad_aggressiveness)
     gate = EnergyGate(settings.block_ms)

@@ -152,10 +152,23 @@ class Catalog:
             attempts = 0
             while len(filled) < max_per_intent and attempts < max_per_intent * 4:
                 attempts += 1
-                pattern = patterns[attempts % len(patterns)] if attempts <= len(patterns) else rng.choice(patterns)
+                pattern = (
+                    patterns[attempts % len(patterns)] if attempts <= len(patterns) else rng.choice(patterns)
+                )
                 filled.add(self.fill(intent.name, pattern, rng))
             result.extend(sorted(filled))
         return result
+
+    def training_sentences(self, per_intent: int = 3000, seed: int = 5) -> list[str]:
+        """Sentences to train a language model on: catalog sentences, some after a wake phrase,
+        and the wake phrases alone."""
+        sentences = self.sentences(max_per_intent=per_intent, seed=seed)
+        woken = [
+            f"{wake} {sentence}"
+            for wake in self.wake_phrases
+            for sentence in sentences[:: max(7, len(self.wake_phrases))]
+        ]
+        return sentences + woken + list(self.wake_phrases)
 
     def fill(self, intent: str, pattern: str, rng: random.Random) -> str:
         """Fill a pattern's slots with random spoken phrases."""
@@ -194,7 +207,9 @@ def _load_list(name: str, raw: Any) -> SlotList:
         canonical_text = " ".join(str(canonical).lower().split())
         for phrase in [canonical_text, *_as_str_list(synonyms, f"list {name!r} value {canonical!r}")]:
             if phrases.get(phrase, canonical_text) != canonical_text:
-                raise CatalogError(f"list {name!r}: {phrase!r} means both {phrases[phrase]!r} and {canonical_text!r}")
+                raise CatalogError(
+                    f"list {name!r}: {phrase!r} means both {phrases[phrase]!r} and {canonical_text!r}"
+                )
             phrases[phrase] = canonical_text
     return SlotList(name=name, phrases=phrases)
 
@@ -216,7 +231,9 @@ def _load_intent(name: str, raw: Any, lists: dict[str, SlotList]) -> Intent:
         tree = templates.parse_template(sentence)
         unknown = set(templates.slots(tree)) - set(slot_map)
         if unknown:
-            raise CatalogError(f"intent {name!r}: sentence {sentence!r} uses undeclared slot {sorted(unknown)[0]!r}")
+            raise CatalogError(
+                f"intent {name!r}: sentence {sentence!r} uses undeclared slot {sorted(unknown)[0]!r}"
+            )
         trees.append(tree)
     announce = raw.get("announce", name.replace("_", " "))
     if not isinstance(announce, str):

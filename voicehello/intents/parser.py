@@ -30,8 +30,28 @@ SLOT_CUTOFF = 80.0
 CANDIDATES_PER_SLOT = 4
 """Slot value spans tried per slot when the sentence does not match exactly."""
 
-_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen \
-seventeen eighteen nineteen".split()
+_ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
 _TENS = {2: "twenty", 3: "thirty", 4: "forty", 5: "fifty"}
 
 
@@ -51,6 +71,8 @@ class ParseResult:
     """Whether the text started with a wake phrase."""
     guess: str | None = None
     """The best-matching intent even when rejected (for logs and tuning)."""
+    text_after_wake: str = ""
+    """The words after the wake phrase (all of them when there was none)."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +102,7 @@ def _spell_numbers(match: re.Match[str]) -> str:
 
 def normalize(text: str) -> str:
     """Lower case, digits spelled out ("7:30" -> "seven thirty"), punctuation removed."""
-    text = text.lower().replace("&", " and ").replace("’", "'")
+    text = text.lower().replace("&", " and ").replace("\u2019", "'")
     text = re.sub(r"(\d{1,2})(?::(\d{2}))?", _spell_numbers, text)
     text = re.sub(r"\b(\w+) ?p\.?m\.?\b", r"\1", text)
     text = re.sub(r"[^a-z' ]+", " ", text)
@@ -98,9 +120,7 @@ class IntentParser:
         self._patterns: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
         for intent in catalog.intents.values():
             for pattern in intent.patterns():
-                signature = tuple(
-                    (slot, intent.slots[slot]) for slot in re.findall(r"\{(\w+)\}", pattern)
-                )
+                signature = tuple((slot, intent.slots[slot]) for slot in re.findall(r"\{(\w+)\}", pattern))
                 known = self._patterns.setdefault(signature, {})
                 if known.get(pattern, intent.name) != intent.name:
                     log.warning("sentence %r belongs to both %s and %s", pattern, known[pattern], intent.name)
@@ -112,6 +132,7 @@ class IntentParser:
         """The best intent for ``text``; ``intent`` is None below the threshold."""
         normalized = normalize(text)
         words, woke = self._strip_wake(normalized.split())
+        rest = " ".join(words)
         if not words:
             return ParseResult(text=normalized, intent=None, woke=woke)
         spans = {name: self._find_spans(words, slot_list) for name, slot_list in self.catalog.lists.items()}
@@ -134,7 +155,7 @@ class IntentParser:
                     slots = {slot: span.value for (slot, _), span in zip(signature, assignment, strict=True)}
                     best = (score, patterns[pattern], slots)
         if best is None:
-            return ParseResult(text=normalized, intent=None, woke=woke)
+            return ParseResult(text=normalized, intent=None, woke=woke, text_after_wake=rest)
         score, intent, slots = best
         accepted = score >= self.threshold
         return ParseResult(
@@ -144,6 +165,7 @@ class IntentParser:
             confidence=round(score, 4),
             woke=woke,
             guess=intent,
+            text_after_wake=rest,
         )
 
     def _strip_wake(self, words: list[str]) -> tuple[list[str], bool]:
@@ -167,7 +189,10 @@ class IntentParser:
                     found.append(_Span(start, end, exact, 100.0))
                 elif slot_list.kind == "values" and len(phrase) >= 3:
                     match = process.extractOne(
-                        phrase, self._list_phrases[slot_list.name], scorer=fuzz.ratio, score_cutoff=SLOT_CUTOFF
+                        phrase,
+                        self._list_phrases[slot_list.name],
+                        scorer=fuzz.ratio,
+                        score_cutoff=SLOT_CUTOFF,
                     )
                     if match is not None:
                         found.append(_Span(start, end, slot_list.phrases[match[0]], float(match[1])))

@@ -41,7 +41,7 @@ def _parse_clock(words: list[str]) -> str | None:
             return f"{hour}:15" if words[1] == "past" else f"{(hour - 2) % 12 + 1}:45"
         return None
     if words and words[0] in HOURS:
-        minutes = MINUTES.get(" ".join(words[1:]), None) if len(words) > 1 else 0
+        minutes = MINUTES.get(" ".join(words[1:])) if len(words) > 1 else 0
         if minutes is not None:
             return f"{HOURS.index(words[0]) + 1}:{minutes:02d}"
     return None

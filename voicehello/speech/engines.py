@@ -41,6 +41,10 @@ def create_recognizer(settings: SpeechSettings, catalog: Catalog) -> Recognizer:
             raise ModelError(f"no Vosk model under {settings.models_dir}; {models.HOW_TO_GET_ONE}")
         return VoskRecognizer(model, catalog.sentences(), full_lm_fallback=settings.vosk_full_lm_fallback)
     from voicehello.speech.grammar import compile_catalog
+    from voicehello.speech.lm import build_arpa
     from voicehello.speech.pocketsphinx import PocketSphinxRecognizer
 
-    return PocketSphinxRecognizer(compile_catalog(catalog))
+    words = catalog.words()
+    if settings.pocketsphinx_search == "grammar":
+        return PocketSphinxRecognizer(words, graph=compile_catalog(catalog))
+    return PocketSphinxRecognizer(words, arpa=build_arpa(catalog.training_sentences()))

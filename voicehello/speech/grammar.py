@@ -104,7 +104,7 @@ def _closures(nfa: _Nfa) -> list[frozenset[int]]:
                 continue
             members = {state}
             for e in nfa.eps[state]:
-                members |= closures[e]  # type: ignore[operator]
+                members |= closures[e] or frozenset()
             closures[state] = frozenset(members)
             stack.pop()
     return [c if c is not None else frozenset() for c in closures]
