@@ -118,6 +118,8 @@ def _section(cls: type[T], raw: Any, base_dir: Path, name: str) -> T:
         elif isinstance(current, (int, float)):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{name}.{key} must be a number")
+            if isinstance(current, int) and not float(value).is_integer():
+                raise ConfigError(f"{name}.{key} must be a whole number")
             value = type(current)(value)
         elif isinstance(current, str) and not isinstance(value, str):
             raise ConfigError(f"{name}.{key} must be a string")

@@ -160,14 +160,11 @@ class Catalog:
         return result
 
     def training_sentences(self, per_intent: int = 3000, seed: int = 5) -> list[str]:
-        """Sentences to train a language model on: catalog sentences, some after a wake phrase,
-        and the wake phrases alone."""
+        """Sentences to train a language model on: catalog sentences, each also after a
+        wake phrase (taken in turn), and the wake phrases alone."""
         sentences = self.sentences(max_per_intent=per_intent, seed=seed)
-        woken = [
-            f"{wake} {sentence}"
-            for wake in self.wake_phrases
-            for sentence in sentences[:: max(7, len(self.wake_phrases))]
-        ]
+        wakes = self.wake_phrases or ("",)
+        woken = [f"{wakes[i % len(wakes)]} {sentence}".strip() for i, sentence in enumerate(sentences)]
         return sentences + woken + list(self.wake_phrases)
 
     def fill(self, intent: str, pattern: str, rng: random.Random) -> str:
@@ -229,6 +226,11 @@ def _load_intent(name: str, raw: Any, lists: dict[str, SlotList]) -> Intent:
     trees = []
     for sentence in sentences:
         tree = templates.parse_template(sentence)
+        try:
+            for _ in templates.expand(tree):
+                pass
+        except CatalogError as exc:
+            raise CatalogError(f"intent {name!r}: sentence {sentence!r}: {exc}") from exc
         unknown = set(templates.slots(tree)) - set(slot_map)
         if unknown:
             raise CatalogError(

@@ -103,8 +103,8 @@ def _spell_numbers(match: re.Match[str]) -> str:
 def normalize(text: str) -> str:
     """Lower case, digits spelled out ("7:30" -> "seven thirty"), punctuation removed."""
     text = text.lower().replace("&", " and ").replace("\u2019", "'")
+    text = re.sub(r"(\d)\s*[ap]\.?m\b\.?", r"\1", text)
     text = re.sub(r"(\d{1,2})(?::(\d{2}))?", _spell_numbers, text)
-    text = re.sub(r"\b(\w+) ?p\.?m\.?\b", r"\1", text)
     text = re.sub(r"[^a-z' ]+", " ", text)
     return " ".join(word.strip("'") for word in text.split() if word.strip("'"))
 

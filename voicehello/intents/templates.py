@@ -85,6 +85,8 @@ class _Parser:
             raise CatalogError(f"template {self.template!r}: unbalanced {self.tokens[self.position]!r}")
         if not node.items:
             raise CatalogError(f"template {self.template!r} is empty")
+        if _nullable(node):
+            raise CatalogError(f"template {self.template!r} can match nothing (every part is optional)")
         return node
 
     def _sequence(self, closing: str | None) -> Seq:
@@ -111,11 +113,20 @@ class _Parser:
         if self.position >= len(self.tokens) or self.tokens[self.position] != closing:
             raise CatalogError(f"template {self.template!r}: missing {closing!r}")
         self.position += 1
+        if any(not option.items for option in options):
+            raise CatalogError(f"template {self.template!r}: empty alternative (use [...] for optional)")
         if optional:
             options.append(Seq(()))
-        elif any(not option.items for option in options):
-            raise CatalogError(f"template {self.template!r}: empty alternative (use [...] for optional)")
         return Alt(tuple(options))
+
+
+def _nullable(node: Node) -> bool:
+    """True when ``node`` can match no words at all."""
+    if isinstance(node, (Word, Slot)):
+        return False
+    if isinstance(node, Alt):
+        return any(_nullable(option) for option in node.options)
+    return all(_nullable(item) for item in node.items)
 
 
 def parse_template(template: str) -> Seq:

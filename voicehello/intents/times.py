@@ -24,8 +24,6 @@ _CLOCK = (
 TIME_TEMPLATE = f"({_DAY} [{_CLOCK}] | {_CLOCK} [{_DAY}])"
 """Everything the ``time`` slot accepts, as a template."""
 
-_DAY_WORDS = {"today", "tonight", "tomorrow", "this", "next", "on", "weekend", *WEEKDAYS, *PARTS_OF_DAY}
-
 
 def _parse_clock(words: list[str]) -> str | None:
     """``["half", "past", "seven"]`` -> ``"7:30"``; None when the words are not a clock time."""
@@ -48,13 +46,19 @@ def _parse_clock(words: list[str]) -> str | None:
 
 
 def _parse_day(words: list[str]) -> str | None:
-    """``["on", "saturday", "evening"]`` -> ``"saturday evening"``; None when not a day phrase."""
-    if not words or any(word not in _DAY_WORDS for word in words):
-        return None
-    kept = [word for word in words if word != "on"]
-    if not kept or (kept[0] in ("this", "next") and len(kept) == 1):
-        return None
-    return " ".join(kept)
+    """``["on", "saturday", "evening"]`` -> ``"saturday evening"``; None unless the words are
+    exactly a day phrase of :data:`TIME_TEMPLATE`."""
+    if words in (["today"], ["tonight"], ["tomorrow"]):
+        return words[0]
+    if len(words) == 2 and words[0] == "tomorrow" and words[1] in PARTS_OF_DAY:
+        return " ".join(words)
+    if len(words) == 2 and words[0] == "this" and words[1] in ("morning", "afternoon", "evening", "weekend"):
+        return " ".join(words)
+    prefix = words[:1] if words[:1] in (["on"], ["this"], ["next"]) else []
+    rest = words[len(prefix) :]
+    if rest and rest[0] in WEEKDAYS and (len(rest) == 1 or (len(rest) == 2 and rest[1] in PARTS_OF_DAY)):
+        return " ".join(rest if prefix == ["on"] else words)
+    return None
 
 
 def canonical_time(text: str) -> str | None:

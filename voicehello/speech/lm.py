@@ -49,7 +49,8 @@ def build_arpa(sentences: Iterable[str]) -> str:
         return totals, types
 
     # Unigrams: add-half smoothing, <s> never predicted.
-    p1 = {w: (unigrams.get((w,), 0) + 0.5) / (total + 0.5 * len(vocabulary)) for w in vocabulary}
+    predictable = [w for w in vocabulary if w != BOS]
+    p1 = {w: (unigrams.get((w,), 0) + 0.5) / (total + 0.5 * len(predictable)) for w in predictable}
     bi_totals, bi_types = context_stats(bigrams)
     tri_totals, tri_types = context_stats(trigrams)
 
@@ -58,13 +59,6 @@ def build_arpa(sentences: Iterable[str]) -> str:
         seen = max(bigrams.get(gram, 0) - DISCOUNT, 0) / bi_totals[context] if bi_totals[context] else 0.0
         reserved = DISCOUNT * bi_types[context] / bi_totals[context] if bi_totals[context] else 1.0
         return seen + reserved * p1[gram[1]]
-
-    def backoff_weight(
-        seen_next: Iterable[str], reserved: float, lower: dict[str, float] | None = None
-    ) -> float:
-        # Mass left for unseen successors, normalized by their lower-order probability.
-        used_lower = sum(lower[w] if lower else 0.0 for w in seen_next)
-        return reserved / max(1e-12, 1.0 - used_lower)
 
     successors: dict[tuple[str, ...], list[str]] = {}
     for gram in bigrams:
@@ -86,7 +80,7 @@ def build_arpa(sentences: Iterable[str]) -> str:
         context: tuple[str, ...] = (w,)
         if context in successors:
             reserved = DISCOUNT * bi_types[context] / bi_totals[context]
-            weight = backoff_weight(successors[context], reserved, p1)
+            weight = reserved  # listed bigrams already include their unigram share
             lines.append(f"{prob:.5f}\t{w}\t{math.log10(weight):.5f}")
         else:
             lines.append(f"{prob:.5f}\t{w}")
