@@ -1,0 +1,1 @@
+"""Benchmarks for voicehello: ``python bench/run.py`` prints a table and refreshes the README."""
