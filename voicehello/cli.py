@@ -109,7 +109,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     else:
         device = args.device if args.device is not None else settings.audio.input_device
         source = MicrophoneSource(device=device, block_ms=settings.audio.block_ms).open()
-    _stop_on_signals(source.close)
+    _stop_on_signals(source.request_stop)
     print(f'listening with {understander.engine}; say "hey neighbor ..." (Ctrl+C to stop)', file=sys.stderr)
     try:
         for heard in understander.listen(source):

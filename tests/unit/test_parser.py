@@ -337,3 +337,22 @@ def test_event_name_ending_in_night_gets_no_time(parser: IntentParser, text: str
 def test_spaced_pm_keeps_the_clock_time(parser: IntentParser, text: str, time: str) -> None:
     result = parser.parse(text)
     assert (result.intent, result.slots) == ("announce_event", {"event": "block party", "time": time})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i can't lend my ladder",
+        "nobody can help me move a couch",
+        "i cannot gloves",
+        "i never borrow a ladder",
+    ],
+)
+def test_negated_requests_are_not_turned_into_requests(parser: IntentParser, text: str) -> None:
+    result = parser.parse(text)
+    assert result.intent not in {"offer_item", "borrow_item", "ask_help"}, result
+
+
+def test_refusals_still_parse_as_replies(parser: IntentParser) -> None:
+    assert parser.parse("no sorry we don't have one to lend").intent == "reply_no"
+    assert parser.parse("sorry no i can't help").intent == "reply_no"

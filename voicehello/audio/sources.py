@@ -342,6 +342,10 @@ class WavFileSource:
                     self._sleep(delay)
             yield block
 
+    def request_stop(self) -> None:
+        """Ask iteration to end (safe from a signal handler)."""
+        self._closed = True
+
     def close(self) -> None:
         """Stop any iteration in progress."""
         self._closed = True
@@ -602,6 +606,11 @@ class MicrophoneSource:
             samples = samples.reshape(-1, self._channels).mean(axis=1)
         assert self._resampler is not None
         return to_pcm16(self._resampler.process(samples))
+
+    def request_stop(self) -> None:
+        """Ask iteration to end soon; safe from a signal handler (takes no lock, stops no
+        stream: :meth:`close` does that afterwards, outside the handler)."""
+        self._closed = True
 
     def close(self) -> None:
         """Stop and close the stream and forget any queued audio; iteration then stops."""

@@ -30,6 +30,10 @@ SLOT_CUTOFF = 80.0
 CANDIDATES_PER_SLOT = 4
 """Slot value spans tried per slot when the sentence does not match exactly."""
 
+NEGATIONS = frozenset({"not", "no", "cannot", "nobody", "never", "nothing", "none", "neither", "nor"})
+"""Words that turn a request around ("i can't lend my ladder"); a sentence may only match a
+pattern that has the same ones, or fuzzy matching would turn refusals into offers."""
+
 _ONES = [
     "zero",
     "one",
@@ -150,6 +154,8 @@ class IntentParser:
                     if found is None:
                         continue
                     pattern, pattern_score = found[0], found[1]
+                    if _negations(skeleton) != _negations(pattern):
+                        continue
                 score = pattern_score / 100.0 * slot_score
                 if best is None or score > best[0]:
                     slots = {slot: span.value for (slot, _), span in zip(signature, assignment, strict=True)}
@@ -212,6 +218,15 @@ class IntentParser:
             for combo in itertools.product(*options)
             if all(first.end <= second.start for first, second in itertools.pairwise(combo))
         ]
+
+
+def _negations(text: str) -> frozenset[str]:
+    """The negating words of a text ("can't" counts as "n't")."""
+    return frozenset(
+        word if word in NEGATIONS else "n't"
+        for word in text.split()
+        if word in NEGATIONS or word.endswith("n't")
+    )
 
 
 def _skeleton(words: list[str], signature: tuple[tuple[str, str], ...], assignment: tuple[_Span, ...]) -> str:

@@ -1,0 +1,383 @@
+"""voicehello keeps no audio: not on disk, not in its logs, not in its output.
+
+The pipeline runs in a child process under a Python audit hook (:func:`audit_driver`,
+``sys.addaudithook``) that records every file opened for writing, every rename, copy, link,
+mkdir or remove, and every socket call, and writes them to a report when the process exits.
+Python-level writes are all seen there; writes from C libraries (PocketSphinx, PortAudio) are
+not, so the temp dir, HOME, the working directory and the input's directory are also compared
+before and after (names, sizes, modification times, and the directories' own mtimes, which move
+when a file is created and deleted again).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulse import PORTAUDIO_DEVICE, PulseServer
+
+pytestmark = pytest.mark.integration
+
+REQUEST = "hey neighbor, can someone help me move a couch"
+LONGEST_JSON_STRING = 2_000
+"""No JSON field may be longer than this (a second of audio as base64 is ~43,000 chars)."""
+MAX_LOG_BYTES = 20_000
+"""``-vv`` logs for one short utterance stay well below this."""
+
+
+def audit_driver() -> None:  # noqa: PLR0915 - one self-contained script for `python -c`
+    """Run ``voicehello`` (``sys.argv[1:]``) under an audit hook; write the report at exit.
+
+    Its source is passed to ``python -c``: everything it needs is imported inside.
+    """
+    import atexit
+    import json
+    import os
+    import sys
+    import tempfile
+
+    report_path = os.environ["VOICEHELLO_AUDIT_REPORT"]
+    # tempfile.gettempdir() probes the temp dir by writing and removing a scratch file the first
+    # time it runs; that is the standard library's doing, so it happens before auditing starts.
+    tempfile.gettempdir()
+
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+    changes = {
+        "os.rename": 0,  # os.rename and os.replace
+        "os.link": 0,
+        "os.symlink": 1,
+        "os.truncate": 0,
+        "os.mkdir": 0,
+        "os.mkfifo": 0,
+        "os.mknod": 0,
+        "os.chmod": 0,
+        "os.chown": 0,
+        "os.utime": 0,
+        "shutil.copyfile": 1,
+        "shutil.copymode": 1,
+        "shutil.copystat": 1,
+        "shutil.copytree": 1,
+        "shutil.make_archive": 0,
+        "shutil.unpack_archive": 1,
+        "tempfile.mkdtemp": 0,
+    }
+    """Events that change the file system -> index of the path argument they change."""
+    report: dict[str, list[Any]] = {"written": [], "read": [], "removed": [], "changed": [], "network": []}
+    state = {"active": True, "busy": False}
+
+    def resolve(path: object) -> str:
+        if isinstance(path, int):
+            try:
+                return os.readlink(f"/proc/self/fd/{path}")
+            except OSError:
+                return f"fd {path}"
+        try:
+            return os.path.abspath(os.fsdecode(path))  # type: ignore[arg-type]
+        except TypeError:
+            return repr(path)
+
+    def head(path: str) -> str:
+        """The first bytes of a file about to be removed, as text (or a marker)."""
+        try:
+            with open(path, "rb") as handle:
+                return handle.read(64).decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return f"<unreadable: {exc!r}>"
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if not state["active"] or state["busy"]:
+            return
+        state["busy"] = True
+        try:
+            if event == "open":
+                path, mode, flags = args
+                if isinstance(mode, str):
+                    writing = any(c in mode for c in "wax+")
+                else:
+                    writing = bool(flags & write_flags)
+                report["written" if writing else "read"].append(resolve(path))
+            elif event == "tempfile.mkstemp":
+                report["written"].append(resolve(args[0]))
+            elif event in ("os.remove", "os.rmdir", "shutil.rmtree"):
+                path = resolve(args[0])
+                report["removed"].append([path, head(path) if os.path.isfile(path) else ""])
+            elif event in changes:
+                report["changed"].append([event, resolve(args[changes[event]]), repr(args)[:300]])
+            elif event.startswith("socket."):
+                report["network"].append([event, repr(args)[:300]])
+        finally:
+            state["busy"] = False
+
+    def write_report() -> None:  # registered first, so it runs after every other atexit handler
+        state["active"] = False
+        with open(report_path, "w", encoding="utf-8") as out:
+            json.dump(report, out)
+
+    atexit.register(write_report)
+    sys.addaudithook(hook)
+
+    from voicehello.cli import main
+
+    sys.exit(main(sys.argv[1:]))
+
+
+DRIVER = (
+    "from __future__ import annotations\n\n"
+    + textwrap.dedent(inspect.getsource(audit_driver))
+    + "\n\naudit_driver()\n"
+)
+
+
+@dataclass
+class Sandbox:
+    """Empty directories the child process runs with, and what they held before."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        for directory in self.watched:
+            directory.mkdir(parents=True)
+        self.before = self.snapshot()
+
+    @property
+    def tmp(self) -> Path:
+        """``TMPDIR``."""
+        return self.root / "tmp"
+
+    @property
+    def home(self) -> Path:
+        """``HOME``."""
+        return self.root / "home"
+
+    @property
+    def cwd(self) -> Path:
+        """The working directory."""
+        return self.root / "cwd"
+
+    @property
+    def inputs(self) -> Path:
+        """Where the WAV files the child reads are."""
+        return self.root / "in"
+
+    @property
+    def watched(self) -> tuple[Path, ...]:
+        return (self.tmp, self.home, self.cwd, self.inputs)
+
+    @property
+    def report_path(self) -> Path:
+        return self.root / "audit.json"
+
+    def env(self) -> dict[str, str]:
+        """Variables for the child: the sandbox, the driver's report file, no bytecode writing."""
+        return {
+            "TMPDIR": str(self.tmp),
+            "HOME": str(self.home),
+            "XDG_CACHE_HOME": str(self.home / ".cache"),
+            "XDG_CONFIG_HOME": str(self.home / ".config"),
+            "XDG_DATA_HOME": str(self.home / ".local" / "share"),
+            "VOICEHELLO_AUDIT_REPORT": str(self.report_path),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+
+    def snapshot(self) -> dict[str, tuple[int, int]]:
+        """Every path under the watched directories (and the directories themselves):
+        ``(size, mtime_ns)``."""
+        state: dict[str, tuple[int, int]] = {}
+        for directory in self.watched:
+            for path in [directory, *sorted(directory.rglob("*"))]:
+                info = path.lstat()
+                state[str(path)] = (info.st_size if path.is_file() else 0, info.st_mtime_ns)
+        return state
+
+    def report(self) -> dict[str, list[Any]]:
+        assert self.report_path.is_file(), "the audit driver wrote no report"
+        report: dict[str, list[Any]] = json.loads(self.report_path.read_text(encoding="utf-8"))
+        return report
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Sandbox:
+    """Empty TMPDIR, HOME, working and input directories for one audited run."""
+    return Sandbox(tmp_path / "sandbox")
+
+
+def copy_input(sandbox: Sandbox, wav: Path) -> Path:
+    """``wav`` copied into the sandbox's input directory, before its snapshot is taken again."""
+    target = sandbox.inputs / "request.wav"
+    target.write_bytes(wav.read_bytes())
+    sandbox.before = sandbox.snapshot()
+    return target
+
+
+def assert_only_the_language_model_was_written(sandbox: Sandbox, report: dict[str, list[Any]]) -> None:
+    """The ARPA text file of PocketSphinx's language model is the one file voicehello writes:
+    in the temp dir, named voicehello-*.arpa, holding ARPA text, and removed again."""
+    arpa = re.compile(re.escape(str(sandbox.tmp)) + r"/voicehello-[^/]+\.arpa")
+    # sounddevice opens /dev/null for writing to silence PortAudio's start-up chatter: it keeps nothing
+    written = set(report["written"]) - {os.devnull}
+    assert written, "the audit hook saw no writes at all: PocketSphinx's language model file is expected"
+    strays = sorted(path for path in written if not arpa.fullmatch(path))
+    assert not strays, f"files opened for writing besides the language model: {strays}"
+    assert len(written) == 1, written
+    (model,) = written
+    removed = {path: head for path, head in report["removed"]}
+    assert model in removed, f"{model} was not removed"
+    assert removed[model].startswith("\\data\\\nngram 1="), f"not an ARPA text file: {removed[model]!r}"
+    assert not Path(model).exists()
+    assert set(removed) == {model}, f"other removals: {sorted(set(removed) - {model})}"
+    assert report["changed"] == [], report["changed"]
+
+
+def assert_nothing_left_behind(sandbox: Sandbox) -> None:
+    after = sandbox.snapshot()
+    new = sorted(set(after) - set(sandbox.before))
+    gone = sorted(set(sandbox.before) - set(after))
+    assert not new, f"new files: {new}"
+    assert not gone, f"files disappeared: {gone}"
+    # A file created and deleted again moves its directory's mtime: only the temp dir may move
+    # (the language model file); nothing under HOME, the working directory or the inputs.
+    changed = sorted(
+        path for path in after if after[path] != sandbox.before[path] and path != str(sandbox.tmp)
+    )
+    assert not changed, f"modified: {changed}"
+
+
+BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{120,}={0,2}")
+HEX_RUN = re.compile(r"(?:[0-9a-fA-F]{2}[ :]?){60,}")
+BYTES_REPR = re.compile(r"(?:\\x[0-9a-fA-F]{2}){4,}")
+
+
+def assert_no_audio_in_text(text: str, what: str) -> None:
+    """No base64, hex dumps or ``bytes`` reprs, nothing unprintable."""
+    for pattern in (BASE64_RUN, HEX_RUN, BYTES_REPR):
+        match = pattern.search(text)
+        assert match is None, f"{what} holds something like encoded audio: {match.group(0)[:80]!r}..."
+    unprintable = {c for c in text if not c.isprintable() and c not in "\n\t"}
+    assert not unprintable, f"{what} holds unprintable characters: {sorted(unprintable)!r}"
+
+
+def assert_no_audio_in_json(stdout: str) -> list[dict[str, Any]]:
+    """Every line is a flat JSON object of scalars (and the ``slots`` map of strings) with no
+    long strings: there is no field that could carry samples."""
+    records = [json.loads(line) for line in stdout.splitlines()]
+    assert records, "no JSON output"
+    for record in records:
+        assert isinstance(record, dict)
+        for key, value in record.items():
+            if isinstance(value, dict):
+                assert all(isinstance(v, str) for v in value.values()), (key, value)
+                values = [*value.keys(), *value.values()]
+            else:
+                assert value is None or isinstance(value, str | int | float | bool), (key, type(value))
+                values = [value]
+            for item in values:
+                if isinstance(item, str):
+                    assert len(item) <= LONGEST_JSON_STRING, f"{key} is {len(item)} characters long"
+                    assert_no_audio_in_text(item, f"JSON field {key}")
+    return records
+
+
+def assert_logs_are_clean(stderr: str) -> None:
+    assert len(stderr.encode()) <= MAX_LOG_BYTES, f"{len(stderr.encode())} bytes of logs"
+    assert_no_audio_in_text(stderr, "stderr")
+    assert "Traceback" not in stderr, stderr
+
+
+@pytest.fixture
+def run_audited(cli_env: dict[str, str], sandbox: Sandbox) -> Callable[..., Any]:
+    """Run ``python -c DRIVER <args>`` (voicehello under the audit hook) in the sandbox."""
+
+    def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", DRIVER, *map(str, args)],
+            env={**os.environ, **cli_env, **sandbox.env()},
+            cwd=sandbox.cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    return run
+
+
+def test_the_audit_hook_sees_writes_and_network(run_audited: Callable[..., Any], sandbox: Sandbox) -> None:
+    """The harness itself works: ``models download`` (which does write: a scratch file in the
+    models directory, which it creates, and connects to a server) shows up in the report."""
+    models = sandbox.cwd / "models"
+    config = sandbox.inputs / "voicehello.toml"
+    config.write_text(f'[speech]\nmodels_dir = "{models}"\n', encoding="utf-8")
+    url = "http://127.0.0.1:9/vosk-model-test.zip"  # the discard port: nothing listens
+    result = run_audited("models", "download", url, "--config", config, "--sha256", "0" * 64, "--quiet")
+    assert result.returncode == 1
+    report = sandbox.report()
+    assert any(path.startswith(f"{models}/.download-") for path in report["written"]), report["written"]
+    assert any(event == "os.mkdir" for event, *_ in report["changed"]), report["changed"]
+    assert any(event == "socket.connect" for event, _ in report["network"]), report["network"]
+
+
+def test_transcribe_keeps_no_audio(run_audited: Callable[..., Any], sandbox: Sandbox, espeak: Any) -> None:
+    wav = copy_input(sandbox, espeak(REQUEST))
+    result = run_audited("-vv", "transcribe", "--json", wav)
+    assert result.returncode == 0, result.stderr
+    records = assert_no_audio_in_json(result.stdout)
+    assert [r["intent"] for r in records] == ["ask_help"]
+    assert "DEBUG" in result.stderr, "-vv should log at debug level"
+    assert_logs_are_clean(result.stderr)
+    report = sandbox.report()
+    assert str(wav) in report["read"], "the hook did not see the WAV being read"
+    assert_only_the_language_model_was_written(sandbox, report)
+    assert report["network"] == [], report["network"]
+    assert_nothing_left_behind(sandbox)
+
+
+def test_listen_to_a_file_keeps_no_audio(
+    run_audited: Callable[..., Any], sandbox: Sandbox, espeak: Any
+) -> None:
+    wav = copy_input(
+        sandbox, espeak.sequence([(REQUEST, "en-us"), ("yes I can lend it", "en-us+f2")], name="two-requests")
+    )
+    result = run_audited("-vv", "listen", "--file", wav, "--no-wake", "--json")
+    assert result.returncode == 0, result.stderr
+    records = assert_no_audio_in_json(result.stdout)
+    assert [r["intent"] for r in records] == ["ask_help", "reply_yes"]
+    assert_logs_are_clean(result.stderr)
+    report = sandbox.report()
+    assert str(wav) in report["read"]
+    assert_only_the_language_model_was_written(sandbox, report)
+    assert report["network"] == [], report["network"]
+    assert_nothing_left_behind(sandbox)
+
+
+def test_listen_on_the_microphone_keeps_no_audio(
+    spawn_voicehello: Callable[..., Any], sandbox: Sandbox, pulse: PulseServer, espeak: Any
+) -> None:
+    listening_child = spawn_voicehello(
+        *("-vv", "listen", "--json", "--device", PORTAUDIO_DEVICE),
+        command=[sys.executable, "-c", DRIVER],
+        env=sandbox.env(),
+        cwd=sandbox.cwd,
+    )
+    listening = listening_child.wait_for("stderr", lambda line: line.startswith("listening with "), 30)
+    assert listening is not None, listening_child.transcript()
+    pulse.play(espeak(REQUEST))
+    line = listening_child.wait_for("stdout", lambda _: True, 20)
+    assert line is not None, listening_child.transcript()
+    assert listening_child.terminate() == 0, listening_child.transcript()
+    records = assert_no_audio_in_json("\n".join(listening_child.stdout))
+    assert [r["intent"] for r in records] == ["ask_help"]
+    assert_logs_are_clean("\n".join(listening_child.stderr))
+    report = sandbox.report()
+    assert_only_the_language_model_was_written(sandbox, report)
+    assert report["network"] == [], report["network"]
+    assert_nothing_left_behind(sandbox)
