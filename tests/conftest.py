@@ -30,7 +30,9 @@ from typing import IO
 import pytest
 
 from voicehello.app import Understander
-from voicehello.config import Settings
+from voicehello.config import DEFAULT_CATALOG_FILE, Settings
+from voicehello.intents.catalog import Catalog, load_catalog
+from voicehello.intents.parser import IntentParser
 
 TESTDATA = Path("/usr/share/pocketsphinx/test/data")
 """Debian's pocketsphinx-testdata: recordings of real people (``apt install pocketsphinx-testdata``)."""
@@ -147,6 +149,18 @@ def human_recordings(testdata: Path, goforward_wav: Path) -> dict[str, Path]:
             pytest.fail(f"{path} is missing from pocketsphinx-testdata", pytrace=False)
         recordings[name] = path
     return recordings
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    """The real catalog, config/intents.yaml."""
+    return load_catalog(DEFAULT_CATALOG_FILE)
+
+
+@pytest.fixture(scope="session")
+def parser(catalog: Catalog) -> IntentParser:
+    """A parser over the real catalog with the default threshold."""
+    return IntentParser(catalog)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ import pocketsphinx
 import pytest
 import yaml
 
-from voicehello.config import DEFAULT_CATALOG_FILE
 from voicehello.errors import CatalogError
 from voicehello.intents.catalog import REQUIRED_INTENTS, Catalog, load_catalog, parse_catalog
 from voicehello.intents.parser import IntentParser
@@ -29,16 +28,6 @@ EXPECTED_SLOTS = {
     "rsvp": set(),
     "cancel": set(),
 }
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog(DEFAULT_CATALOG_FILE)
-
-
-@pytest.fixture(scope="module")
-def parser(catalog: Catalog) -> IntentParser:
-    return IntentParser(catalog)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from voicehello.config import DEFAULT_CATALOG_FILE
-from voicehello.intents.catalog import Catalog, load_catalog, parse_catalog
+from voicehello.intents.catalog import Catalog, parse_catalog
 from voicehello.intents.templates import Alt, Node, Seq, Slot, Word
 from voicehello.speech.grammar import WordGraph, compile_catalog
 
@@ -124,11 +123,6 @@ def tiny_graph(tiny: Catalog) -> WordGraph:
 @pytest.fixture(scope="module")
 def tiny_graph_no_wake(tiny: Catalog) -> WordGraph:
     return compile_catalog(tiny, wake=False)
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog(DEFAULT_CATALOG_FILE)
 
 
 @pytest.fixture(scope="module")

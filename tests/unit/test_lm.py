@@ -12,8 +12,7 @@ from typing import Any
 import pocketsphinx
 import pytest
 
-from voicehello.config import DEFAULT_CATALOG_FILE
-from voicehello.intents.catalog import Catalog, load_catalog
+from voicehello.intents.catalog import Catalog
 from voicehello.speech.lm import BOS, DISCOUNT, EOS, build_arpa
 
 SMALL = [
@@ -94,11 +93,6 @@ def small_text() -> str:
 @pytest.fixture(scope="module")
 def small(small_text: str) -> Arpa:
     return parse_arpa(small_text)
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog(DEFAULT_CATALOG_FILE)
 
 
 @pytest.fixture(scope="module")

@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from voicehello.config import DEFAULT_CATALOG_FILE
-from voicehello.intents.catalog import Catalog, load_catalog
+from voicehello.intents.catalog import Catalog
 from voicehello.intents.parser import IntentParser, ParseResult, normalize
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog(DEFAULT_CATALOG_FILE)
-
-
-@pytest.fixture(scope="module")
-def parser(catalog: Catalog) -> IntentParser:
-    return IntentParser(catalog)
-
 
 # ----------------------------------------------------------------------------- normalization
 

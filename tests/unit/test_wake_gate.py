@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from voicehello.app import Heard, WakeGate
-from voicehello.config import DEFAULT_CATALOG_FILE
-from voicehello.intents.catalog import load_catalog
 from voicehello.intents.parser import IntentParser
 from voicehello.speech.recognizer import Transcript
-
-
-@pytest.fixture(scope="module")
-def parser() -> IntentParser:
-    return IntentParser(load_catalog(DEFAULT_CATALOG_FILE))
 
 
 def heard(parser: IntentParser, text: str) -> Heard:
