@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,6 @@ class Heard:
     """Wall-clock seconds spent decoding and parsing (after the audio was complete)."""
     speech_end_s: float | None = None
     """Audio time where the speech ended, for live audio."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON line ``transcribe --json`` and ``listen --json`` print."""
@@ -46,7 +45,6 @@ class Heard:
             "woke": self.parse.woke,
             "acoustic_confidence": self.transcript.confidence,
             "audio_seconds": round(self.transcript.audio_seconds, 3),
-            **self.extra,
         }
 
 
@@ -101,9 +99,6 @@ class Understander:
         """Decode one utterance held in memory (16 kHz mono int16) and parse it."""
         started = time.perf_counter()
         transcript = recognize(self.recognizer, pcm)
-        return self._understand(transcript, started)
-
-    def _understand(self, transcript: Transcript, started: float) -> Heard:
         parse = self.parser.parse(transcript.text)
         return Heard(transcript=transcript, parse=parse, decode_s=time.perf_counter() - started)
 
@@ -128,10 +123,4 @@ class Understander:
             yield self._finish_live(last)
 
     def _finish_live(self, utterance: vad.Utterance) -> Heard:
-        heard = self.hear(utterance.pcm)
-        return Heard(
-            transcript=heard.transcript,
-            parse=heard.parse,
-            decode_s=heard.decode_s,
-            speech_end_s=utterance.end_s,
-        )
+        return replace(self.hear(utterance.pcm), speech_end_s=utterance.end_s)

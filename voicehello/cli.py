@@ -140,10 +140,10 @@ def cmd_devices(args: argparse.Namespace) -> int:
     from voicehello.audio.sources import list_input_devices
 
     devices = list_input_devices()
-    if args.json:
-        for device in devices:
+    for device in devices:
+        if args.json:
             _emit(device.__dict__)
-    for device in [] if args.json else devices:
+            continue
         mark = "*" if device.is_default else " "
         print(
             f"{mark} {device.index:3d}  {device.name}  ({device.channels} ch, {device.default_samplerate:.0f} Hz)"
