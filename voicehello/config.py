@@ -7,6 +7,7 @@ configuration. Relative paths in the file are resolved against the file's direct
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -83,6 +84,80 @@ class IntentSettings:
 
 
 @dataclass(frozen=True)
+class BusSettings:
+    """The local MQTT broker the neighbors' devices share."""
+
+    host: str = ""
+    """Broker host name or address; empty means no broker is configured (``demo`` starts its own)."""
+    port: int = 1883
+    """Broker port (8883 is usual with TLS)."""
+    pod: str = "street"
+    """The circle of neighbors this device talks to (topic level ``voicehello/v1/<pod>/...``)."""
+    username: str = ""
+    """Broker user name; empty means connect without credentials."""
+    password: str = ""
+    """Broker password."""
+    tls: bool = False
+    """Connect with TLS and verify the broker's certificate."""
+    ca_file: Path | None = None
+    """CA certificate that signed the broker's certificate; ``None`` means the system's CAs."""
+    keepalive_s: int = 30
+    """MQTT keep-alive; a dead connection is noticed within about 1.5 times this."""
+    session_expiry_s: int = 3600
+    """How long the broker keeps this device's subscriptions and missed messages while it is away."""
+    reconnect_min_s: float = 0.5
+    """First reconnect delay; it doubles after each failed attempt ..."""
+    reconnect_max_s: float = 30.0
+    """... up to this."""
+    outbox_limit: int = 500
+    """Most unsent messages held while the broker is unreachable (the oldest go first)."""
+
+
+@dataclass(frozen=True)
+class AnnounceSettings:
+    """How neighbors' messages are spoken in this kitchen."""
+
+    output: Literal["speaker", "print", "both"] = "speaker"
+    """``speaker`` speaks through pyttsx3; ``print`` only prints; ``both`` does both."""
+    output_device: str | None = None
+    """Output device name (substring) or index; ``None`` means the system default."""
+    voice: str = "en-us"
+    """pyttsx3 voice id or language (espeak-ng voices: ``en-us``, ``en-gb``, ...)."""
+    rate_wpm: int = 160
+    """Speaking rate in words per minute."""
+    volume: float = 1.0
+    """Speaking volume, 0.0 to 1.0."""
+    prefix: Literal["chime", "spoken", "none"] = "chime"
+    """What comes before each announcement: a short chime, the spoken word "neighbor", or nothing."""
+    quiet_hours: str = ""
+    """Local time range with no announcements, e.g. ``22:00-07:00``; empty means none."""
+    quiet_mode: Literal["queue", "drop"] = "queue"
+    """During quiet hours: ``queue`` (spoken afterwards, if still valid) or ``drop``."""
+    mute: tuple[str, ...] = ()
+    """Device ids whose messages are never spoken here."""
+    rate_limit: int = 4
+    """Most announcements from one neighbor per ``rate_window_s`` (more are dropped, with a log line)."""
+    rate_window_s: float = 60.0
+    """The rate-limit window."""
+    max_chars: int = 160
+    """Longest announcement; longer ones are cut at a word boundary."""
+    tts_timeout_s: float = 20.0
+    """A TTS engine silent this long on one announcement is considered hung and restarted."""
+
+
+@dataclass(frozen=True)
+class ConversationSettings:
+    """Read-back before sending, and the window for answering a neighbor."""
+
+    confirm: bool = True
+    """Read a request back and send it only on "yes"/"send"."""
+    confirm_window_s: float = 8.0
+    """How long to wait for "yes" or "no" after the read-back; silence cancels."""
+    reply_window_s: float = 30.0
+    """After an announcement, how long "yes I can lend it" counts as a reply to it."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """All voicehello settings."""
 
@@ -90,6 +165,9 @@ class Settings:
     audio: AudioSettings = field(default_factory=AudioSettings)
     speech: SpeechSettings = field(default_factory=SpeechSettings)
     intents: IntentSettings = field(default_factory=IntentSettings)
+    bus: BusSettings = field(default_factory=BusSettings)
+    announce: AnnounceSettings = field(default_factory=AnnounceSettings)
+    conversation: ConversationSettings = field(default_factory=ConversationSettings)
 
 
 T = TypeVar("T")
@@ -106,9 +184,13 @@ def _section(cls: type[T], raw: Any, base_dir: Path, name: str) -> T:
         if key not in known:
             raise ConfigError(f"unknown setting {name}.{key}")
         current = getattr(default, key)
-        if isinstance(current, Path) or key in {"vosk_model"}:
+        if isinstance(current, Path) or key in {"vosk_model", "ca_file"}:
             value = _path(value, base_dir, f"{name}.{key}")
-        elif key == "input_device":
+        elif isinstance(current, tuple):
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                raise ConfigError(f"{name}.{key} must be a list of strings")
+            value = tuple(value)
+        elif key in {"input_device", "output_device"}:
             if not isinstance(value, (str, int)) or isinstance(value, bool):
                 raise ConfigError(f"{name}.{key} must be a device name or index")
             value = str(value)
@@ -145,7 +227,47 @@ def _validate(settings: Settings) -> Settings:
         raise ConfigError("audio.vad_aggressiveness must be 0..3")
     if not 0.0 < settings.intents.threshold <= 1.0:
         raise ConfigError("intents.threshold must be in (0, 1]")
+    _validate_network(settings)
     return settings
+
+
+DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+"""Device ids and pod names: lower-case letters, digits and ``-``, at most 32 characters."""
+QUIET_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def _validate_network(settings: Settings) -> None:
+    """Checks for the bus, announcement and conversation sections."""
+    if not DEVICE_ID.match(settings.device.id):
+        raise ConfigError("device.id must be 1-32 lower-case letters, digits or '-'")
+    if not settings.device.name.strip() or len(settings.device.name) > 60:
+        raise ConfigError("device.name must be 1-60 characters")
+    if not DEVICE_ID.match(settings.bus.pod):
+        raise ConfigError("bus.pod must be 1-32 lower-case letters, digits or '-'")
+    if not 0 < settings.bus.port < 65536:
+        raise ConfigError("bus.port must be 1..65535")
+    if settings.bus.keepalive_s < 5 or settings.bus.reconnect_min_s <= 0:
+        raise ConfigError("bus.keepalive_s must be at least 5 and bus.reconnect_min_s above 0")
+    if settings.bus.reconnect_max_s < settings.bus.reconnect_min_s or settings.bus.outbox_limit < 1:
+        raise ConfigError("bus.reconnect_max_s must be >= reconnect_min_s, bus.outbox_limit >= 1")
+    announce = settings.announce
+    if announce.output not in ("speaker", "print", "both"):
+        raise ConfigError("announce.output must be speaker, print or both")
+    if announce.prefix not in ("chime", "spoken", "none"):
+        raise ConfigError("announce.prefix must be chime, spoken or none")
+    if announce.quiet_mode not in ("queue", "drop"):
+        raise ConfigError("announce.quiet_mode must be queue or drop")
+    if announce.quiet_hours and not QUIET_HOURS.match(announce.quiet_hours):
+        raise ConfigError("announce.quiet_hours must look like 22:00-07:00")
+    if not 0.0 <= announce.volume <= 1.0 or not 80 <= announce.rate_wpm <= 450:
+        raise ConfigError("announce.volume must be 0..1 and announce.rate_wpm 80..450")
+    if announce.rate_limit < 1 or announce.rate_window_s <= 0 or announce.max_chars < 20:
+        raise ConfigError("announce.rate_limit >= 1, rate_window_s > 0 and max_chars >= 20")
+    if announce.tts_timeout_s <= 0:
+        raise ConfigError("announce.tts_timeout_s must be above 0")
+    talk = settings.conversation
+    if talk.confirm_window_s <= 0 or talk.reply_window_s <= 0:
+        raise ConfigError("conversation windows must be above 0 seconds")
 
 
 SECTIONS: dict[str, type] = {
@@ -153,6 +275,9 @@ SECTIONS: dict[str, type] = {
     "audio": AudioSettings,
     "speech": SpeechSettings,
     "intents": IntentSettings,
+    "bus": BusSettings,
+    "announce": AnnounceSettings,
+    "conversation": ConversationSettings,
 }
 
 

@@ -40,3 +40,15 @@ class ModelDownloadError(ModelError):
 
 class RecognizerError(VoicehelloError):
     """The speech engine failed while decoding."""
+
+
+class MessageError(VoicehelloError):
+    """A bus message is malformed, oversized, of an unknown version or against the schema."""
+
+
+class BusError(VoicehelloError):
+    """The MQTT broker cannot be reached or refused the connection."""
+
+
+class SpeakerError(VoicehelloError):
+    """The text-to-speech engine or the audio output failed."""

@@ -1,0 +1,228 @@
+"""The one message type devices exchange, its JSON form and its JSON Schema.
+
+Every message is checked against ``config/schema/message.v1.json`` in both directions:
+before it is published (so a bug here never reaches the neighbors) and when it arrives
+(so nothing malformed from the bus reaches the speaker).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from voicehello.config import PROJECT_DIR
+from voicehello.errors import MessageError
+
+VERSION = 1
+SCHEMA_FILE = PROJECT_DIR / "config" / "schema" / f"message.v{VERSION}.json"
+MAX_PAYLOAD_BYTES = 4096
+"""Larger payloads are dropped before they are parsed."""
+MAX_TTL_S = 7 * 24 * 3600.0
+"""No message lives longer than a week."""
+
+Kind = Literal["request", "offer", "hello", "event", "report", "reply", "cancel"]
+
+KIND_OF_INTENT: dict[str, Kind] = {
+    "borrow_item": "request",
+    "ask_help": "request",
+    "offer_item": "offer",
+    "share_food": "offer",
+    "say_hello": "hello",
+    "announce_event": "event",
+    "report_issue": "report",
+    "reply_yes": "reply",
+    "reply_no": "reply",
+    "rsvp": "reply",
+    "cancel": "cancel",
+}
+"""The kind of every catalog intent; kinds ``reply`` and ``cancel`` answer an earlier message."""
+
+TTL_S: dict[Kind, float] = {
+    "request": 30 * 60.0,
+    "offer": 60 * 60.0,
+    "hello": 10 * 60.0,
+    "event": 6 * 3600.0,
+    "report": 2 * 3600.0,
+    "reply": 30 * 60.0,
+    "cancel": 30 * 60.0,
+}
+"""How long each kind of message stays valid: after that it is never delivered or spoken."""
+
+ANSWERS: frozenset[Kind] = frozenset({"reply", "cancel"})
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who said it."""
+
+    device: str
+    """Device id, also the ``<device>`` level of the topic it is published on."""
+    name: str
+    """Display name neighbors hear, e.g. "Maya at number 12"."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One thing a device says to its pod."""
+
+    id: str
+    """128 random bits as 32 hex digits; receivers act on each id once."""
+    ts: float
+    """When it was said (Unix seconds)."""
+    expires: float
+    """Unix time after which it is dropped: not delivered by the broker, not spoken."""
+    sender: Sender
+    """Who said it (``from`` in JSON)."""
+    kind: Kind
+    """request, offer, hello, event, report, reply or cancel (derived from the intent)."""
+    intent: str
+    """Catalog intent name."""
+    slots: dict[str, str] = field(default_factory=dict)
+    """Slot name -> canonical value."""
+    text: str = ""
+    """The words the sender confirmed; never audio."""
+    in_reply_to: str | None = None
+    """For replies and cancellations: the id of the message answered."""
+    v: int = VERSION
+    """Format version."""
+
+    def ttl(self, now: float | None = None) -> float:
+        """Seconds left before it expires (negative once expired)."""
+        return self.expires - (time.time() if now is None else now)
+
+    def expired(self, now: float | None = None) -> bool:
+        """True once the message must no longer be delivered or spoken."""
+        return self.ttl(now) <= 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object, exactly as the schema describes it."""
+        return {
+            "v": self.v,
+            "id": self.id,
+            "ts": self.ts,
+            "expires": self.expires,
+            "from": {"device": self.sender.device, "name": self.sender.name},
+            "kind": self.kind,
+            "intent": self.intent,
+            "slots": dict(self.slots),
+            "text": self.text,
+            "in_reply_to": self.in_reply_to,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Message:
+        """Build and check a message from a decoded JSON value (raises :class:`MessageError`)."""
+        check(data)
+        message = cls(
+            id=data["id"],
+            ts=float(data["ts"]),
+            expires=float(data["expires"]),
+            sender=Sender(device=data["from"]["device"], name=data["from"]["name"]),
+            kind=data["kind"],
+            intent=data["intent"],
+            slots=dict(data["slots"]),
+            text=data["text"],
+            in_reply_to=data["in_reply_to"],
+            v=data["v"],
+        )
+        _check_meaning(message)
+        return message
+
+    def to_json(self) -> bytes:
+        """UTF-8 JSON payload, checked against the schema first."""
+        data = self.to_dict()
+        check(data)
+        _check_meaning(self)
+        payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise MessageError(f"message {self.id} is {len(payload)} bytes, over {MAX_PAYLOAD_BYTES}")
+        return payload
+
+    @classmethod
+    def from_json(cls, payload: bytes) -> Message:
+        """Parse a payload from the bus (raises :class:`MessageError` for anything wrong)."""
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise MessageError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}")
+        try:
+            data = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise MessageError(f"payload is not UTF-8 JSON: {_short(exc)}") from exc
+        return cls.from_dict(data)
+
+
+def new_message(
+    sender: Sender,
+    intent: str,
+    slots: dict[str, str] | None = None,
+    text: str = "",
+    in_reply_to: str | None = None,
+    now: float | None = None,
+    ttl_s: float | None = None,
+) -> Message:
+    """A fresh message from this device, with a new id and the kind's default lifetime."""
+    kind = KIND_OF_INTENT.get(intent)
+    if kind is None:
+        raise MessageError(f"unknown intent {intent!r}")
+    said = time.time() if now is None else now
+    return Message(
+        id=uuid.uuid4().hex,
+        ts=said,
+        expires=said + (TTL_S[kind] if ttl_s is None else ttl_s),
+        sender=sender,
+        kind=kind,
+        intent=intent,
+        slots=dict(slots or {}),
+        text=text,
+        in_reply_to=in_reply_to,
+    )
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    try:
+        schema = json.loads(Path(SCHEMA_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MessageError(f"cannot read message schema {SCHEMA_FILE}: {exc}") from exc
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def check(data: Any) -> None:
+    """Raise :class:`MessageError` unless ``data`` matches the message schema."""
+    if isinstance(data, dict) and data.get("v") != VERSION and "v" in data:
+        raise MessageError(f"unknown message version {str(data.get('v'))[:20]!r}")
+    error: ValidationError | None = next(iter(_validator().iter_errors(data)), None)
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "message"
+        raise MessageError(f"{where}: {_short(error.message)}")
+
+
+def _check_meaning(message: Message) -> None:
+    """Rules the schema cannot express."""
+    if not (math.isfinite(message.ts) and math.isfinite(message.expires)):
+        raise MessageError("ts and expires must be finite")
+    if not 0 < message.expires - message.ts <= MAX_TTL_S:
+        raise MessageError("expires must be after ts and at most a week later")
+    expected = KIND_OF_INTENT.get(message.intent)
+    if expected is not None and expected != message.kind:
+        raise MessageError(f"intent {message.intent} is a {expected}, not a {message.kind}")
+    if (message.kind in ANSWERS) != (message.in_reply_to is not None):
+        raise MessageError("replies and cancellations, and only they, carry in_reply_to")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _short(error: object, limit: int = 120) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,62 @@
+"""MQTT topic names: the one place they are spelled out.
+
+* ``voicehello/v1/<pod>/<device>/intent/<intent>``: what a device says (QoS 1, never retained).
+* ``voicehello/v1/<pod>/<device>/status``: retained ``online``/``offline`` presence (last will).
+
+The ``<device>`` level lets a broker ACL allow each device to publish only as itself.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ROOT = "voicehello/v1"
+ONLINE, OFFLINE = b"online", b"offline"
+_LEVEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+@dataclass(frozen=True)
+class TopicParts:
+    """What a topic says about the message on it."""
+
+    pod: str
+    device: str
+    kind: str
+    """``intent`` or ``status``."""
+    intent: str | None = None
+
+
+def intent_topic(pod: str, device: str, intent: str) -> str:
+    """Where ``device`` publishes a message with ``intent``."""
+    return f"{ROOT}/{pod}/{device}/intent/{intent}"
+
+
+def status_topic(pod: str, device: str) -> str:
+    """The device's retained presence topic."""
+    return f"{ROOT}/{pod}/{device}/status"
+
+
+def intent_subscription(pod: str) -> str:
+    """Every message said in ``pod``."""
+    return f"{ROOT}/{pod}/+/intent/+"
+
+
+def status_subscription(pod: str) -> str:
+    """Every device's presence in ``pod``."""
+    return f"{ROOT}/{pod}/+/status"
+
+
+def parse_topic(topic: str) -> TopicParts | None:
+    """Split a voicehello topic into its parts; ``None`` for anything else."""
+    parts = topic.split("/")
+    if len(parts) < 5 or "/".join(parts[:2]) != ROOT:
+        return None
+    levels = parts[2:]
+    if not all(_LEVEL.match(level) for level in levels):
+        return None
+    if len(levels) == 3 and levels[2] == "status":
+        return TopicParts(pod=levels[0], device=levels[1], kind="status")
+    if len(levels) == 4 and levels[2] == "intent":
+        return TopicParts(pod=levels[0], device=levels[1], kind="intent", intent=levels[3])
+    return None
