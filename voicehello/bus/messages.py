@@ -164,6 +164,7 @@ def new_message(
     intent: str,
     slots: dict[str, str] | None = None,
     text: str = "",
+    *,
     in_reply_to: str | None = None,
     now: float | None = None,
     ttl_s: float | None = None,
