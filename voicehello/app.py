@@ -1,4 +1,4 @@
-"""Wires the stages together: audio -> speech -> intents (and, later, the bus).
+"""Wires the stages together: audio -> speech -> intents -> conversation -> bus -> announce.
 
 This is the only module that knows about more than one stage.
 """
@@ -6,15 +6,23 @@ This is the only module that knows about more than one stage.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from voicehello.announce.phrasing import announcement
+from voicehello.announce.speaker import AnnounceEvent, Announcer
 from voicehello.audio import vad
 from voicehello.audio.sources import read_wav
+from voicehello.bus.messages import Message, Sender
+from voicehello.bus.mqtt import BusClient
 from voicehello.config import Settings
+from voicehello.conversation import Action, Conversation, Publish
+from voicehello.errors import VoicehelloError
 from voicehello.intents.catalog import Catalog, load_catalog
 from voicehello.intents.parser import IntentParser, ParseResult
 from voicehello.speech.engines import create_recognizer
@@ -124,3 +132,196 @@ class Understander:
 
     def _finish_live(self, utterance: vad.Utterance) -> Heard:
         return replace(self.hear(utterance.pcm), speech_end_s=utterance.end_s)
+
+
+Report = Callable[[str], None]
+"""Where a device prints what it does, one human-readable line at a time."""
+
+ECHO_TAIL_S = 0.4
+"""After this device stops speaking, its microphone stays deaf this long (room echo)."""
+TICK_EVERY_S = 0.25
+"""How often (audio time) the conversation's timers are checked while listening."""
+
+
+class Device:
+    """One kitchen device: hears its user, reads requests back, publishes them, and speaks
+    what the neighbors say. The only place where the stages meet."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        understander: Understander | None = None,
+        catalog: Catalog | None = None,
+        announcer: Announcer | None = None,
+        bus: BusClient | None = None,
+        report: Report | None = None,
+        on_announce: Callable[[AnnounceEvent], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.understander = understander
+        self.catalog = catalog or (
+            understander.catalog if understander else load_catalog(settings.intents.catalog)
+        )
+        self.parser = (
+            understander.parser if understander else IntentParser(self.catalog, settings.intents.threshold)
+        )
+        self.sender = Sender(device=settings.device.id, name=settings.device.name)
+        self.conversation = Conversation(settings.conversation, self.sender, self.catalog, clock)
+        self.announcer = announcer or Announcer(settings.announce, on_event=self._on_announce_event)
+        self.bus = bus or BusClient(settings.bus, settings.device, self._on_bus_message)
+        self.report: Report = report or (lambda line: log.info("%s", line))
+        self.on_announce = on_announce
+        self.clock = clock
+        self.gate = WakeGate(required=settings.intents.require_wake)
+        self._lock = threading.Lock()
+        self._waiting: dict[str, Message] = {}
+        """Neighbors' messages handed to the announcer and not yet spoken."""
+        self._spoken: OrderedDict[str, Message] = OrderedDict()
+        """Neighbors' messages recently spoken here (to announce their cancellations)."""
+        self._deaf_until = 0.0
+        self._speaking = False
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start speaking and connect to the broker (a broker that is down is retried)."""
+        self.announcer.start()
+        self.bus.start()
+
+    def stop(self) -> None:
+        """Say goodbye on the bus (presence offline) and stop the voice."""
+        self.bus.stop()
+        self.announcer.stop()
+
+    # -- the user ---------------------------------------------------------------------------
+    def hear_text(self, text: str, *, confirmed: bool = False) -> list[Action]:
+        """Typed input, handled exactly as if it had been spoken (and woken)."""
+        parse = self.parser.parse(text)
+        return self._converse(parse, text, confirmed=confirmed)
+
+    def listen(self, blocks: Iterable[bytes]) -> Iterator[Heard]:
+        """Act on every utterance heard in ``blocks`` (the daemon's main loop); yields each
+        utterance acted on. The microphone is deaf while this device speaks."""
+        if self.understander is None:
+            raise VoicehelloError("this device has no speech recognizer")
+        for heard in self.understander.listen(self._housekeeping(blocks)):
+            if not self._admit(heard):
+                log.info("ignored speech without a wake phrase")
+                continue
+            text = heard.parse.text_after_wake or heard.transcript.text
+            self.report(f"heard: {heard.transcript.text!r} -> {_describe(heard.parse)}")
+            self._converse(heard.parse, text)
+            yield heard
+        for action in self.conversation.tick():
+            self._carry_out(action)
+
+    def _admit(self, heard: Heard) -> bool:
+        if heard.parse.woke:
+            return self.gate.admit(heard, heard.speech_end_s or 0.0)
+        if self.conversation.expecting_answer():
+            return True
+        return self.gate.admit(heard, heard.speech_end_s or 0.0)
+
+    def _housekeeping(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
+        """Pass audio blocks on, silenced while this device speaks, checking timers as it goes."""
+        audio_s = next_tick = 0.0
+        block_s = self.settings.audio.block_ms / 1000
+        for block in blocks:
+            audio_s += block_s
+            if audio_s >= next_tick:
+                next_tick = audio_s + TICK_EVERY_S
+                for action in self.conversation.tick():
+                    self._carry_out(action)
+            yield bytes(len(block)) if self._deaf() else block
+
+    def _deaf(self) -> bool:
+        with self._lock:
+            return self._speaking or time.monotonic() < self._deaf_until
+
+    def _converse(self, parse: ParseResult, text: str, *, confirmed: bool = False) -> list[Action]:
+        actions = self.conversation.heard(parse.intent, dict(parse.slots), text, confirmed=confirmed)
+        for action in actions:
+            self._carry_out(action)
+        return actions
+
+    def _carry_out(self, action: Action) -> None:
+        if isinstance(action, Publish):
+            self.report(f"sent: {_describe_message(action.message)}")
+            self.bus.publish(action.message)
+        else:
+            if self.settings.announce.output == "speaker":  # else the announcer prints it
+                self.report(f"says: {action.text}")
+            self.announcer.prompt(action.text)
+
+    # -- the neighbors ----------------------------------------------------------------------
+    def _on_bus_message(self, message: Message) -> None:
+        """A valid, unexpired, first-seen message from the bus (called on the network thread)."""
+        if message.sender.device == self.sender.device:
+            self.conversation.remember_sent(message)  # our own echo (maybe sent by `voicehello say`)
+            return
+        answered = self._answered(message)
+        if message.kind in ("reply", "cancel") and answered is None:
+            log.debug("%s %s answers a message not spoken or sent here", message.kind, message.id)
+            return
+        text = announcement(message, self.catalog, answered)
+        if text is None:
+            log.warning(
+                "message %s has intent %r that is not in the catalog; not spoken", message.id, message.intent
+            )
+            return
+        with self._lock:
+            self._waiting[message.id] = message
+        self.report(f"received: {_describe_message(message)}")
+        self.announcer.submit(message, text)
+
+    def _answered(self, message: Message) -> Message | None:
+        """For a reply: our own message it answers. For a cancellation: the neighbor's
+        message it takes back, when that was already spoken here (else it is just dropped)."""
+        if message.in_reply_to is None:
+            return None
+        if message.kind == "reply":
+            return self.conversation.sent(message.in_reply_to)
+        self.announcer.cancel(message.in_reply_to)
+        with self._lock:
+            self._waiting.pop(message.in_reply_to, None)
+            original = self._spoken.get(message.in_reply_to)
+        if original is not None and original.sender.device != message.sender.device:
+            return None  # only the sender may take a message back
+        return original
+
+    def _on_announce_event(self, event: AnnounceEvent) -> None:
+        """Track what has been spoken: open the reply window, keep the microphone deaf."""
+        if self.on_announce is not None:
+            self.on_announce(event)
+        with self._lock:
+            if event.kind == "started":
+                self._speaking = True
+            elif event.kind in ("finished", "restarted"):
+                self._speaking = False
+                self._deaf_until = time.monotonic() + ECHO_TAIL_S
+            if event.kind not in ("finished", "printed", "dropped", "restarted") or not event.message_id:
+                return
+            message = self._waiting.pop(event.message_id, None)
+            if message is None or event.kind not in ("finished", "printed"):
+                return
+            self._spoken[message.id] = message
+            while len(self._spoken) > SPOKEN_MEMORY:
+                self._spoken.popitem(last=False)
+        self.conversation.announced(message)
+
+
+SPOKEN_MEMORY = 64
+"""How many spoken neighbors' messages are remembered (to announce their cancellations)."""
+
+
+def _describe(parse: ParseResult) -> str:
+    if parse.intent is None:
+        return f"no intent (confidence {parse.confidence:.2f})"
+    slots = " ".join(f"{name}={value!r}" for name, value in parse.slots.items())
+    return f"{parse.intent} {slots}".strip()
+
+
+def _describe_message(message: Message) -> str:
+    slots = " ".join(f"{name}={value!r}" for name, value in message.slots.items())
+    return f"{message.intent} {slots} from {message.sender.device} (id {message.id[:8]})".replace("  ", " ")

@@ -11,13 +11,15 @@ import json
 import logging
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from voicehello import __version__
 from voicehello.config import Settings, load_settings
-from voicehello.errors import VoicehelloError
+from voicehello.errors import BusError, ConfigError, VoicehelloError
 
 log = logging.getLogger(__name__)
 
@@ -207,14 +209,144 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Speak a few requests through the live pipeline and show what they became."""
-    from voicehello.app import Understander
+    """Two kitchens on a private broker: a spoken request, read back, sent, announced, answered."""
     from voicehello.demo import run_demo
 
-    wrong = run_demo(Understander(_settings(args)))
-    if wrong:
-        print(f"{wrong} demo line(s) were not understood as expected (speech recognition is not perfect)")
+    return run_demo(_settings(args))
+
+
+def _require_broker(settings: Settings) -> None:
+    if not settings.bus.host:
+        raise ConfigError(
+            "no broker configured: set [bus] host in the config file (`voicehello demo` runs without one)"
+        )
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The device daemon: listen, read back, publish, announce, take replies."""
+    from voicehello.app import Device, Understander
+    from voicehello.audio.sources import MicrophoneSource
+
+    settings = _settings(args)
+    _require_broker(settings)
+    stop = threading.Event()
+    if args.no_mic:
+        device = Device(settings, report=_print_line)
+        _stop_on_signals(stop.set)
+        device.start()
+        print(
+            f"{settings.device.id}: announcing only (no microphone); Ctrl+C to stop",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            while not stop.wait(0.5):
+                device.conversation.tick()
+        finally:
+            device.stop()
+        return EXIT_OK
+    device = Device(settings, understander=Understander(settings), report=_print_line)
+    input_device = args.device if args.device is not None else settings.audio.input_device
+    source = MicrophoneSource(device=input_device, block_ms=settings.audio.block_ms).open()
+    _stop_on_signals(source.request_stop)
+    device.start()
+    print(
+        f'{settings.device.id}: listening; say "hey neighbor ..." (Ctrl+C to stop)',
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        for _ in device.listen(source):
+            pass
+    finally:
+        source.close()
+        device.stop()
     return EXIT_OK
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    """Send a typed request exactly as if it had been spoken."""
+    from voicehello.bus.messages import Sender
+    from voicehello.bus.mqtt import BusClient
+    from voicehello.conversation import Conversation, Publish, Say
+    from voicehello.intents.catalog import load_catalog
+    from voicehello.intents.parser import IntentParser
+
+    settings = _settings(args)
+    _require_broker(settings)
+    catalog = load_catalog(settings.intents.catalog)
+    parser = IntentParser(catalog, threshold=settings.intents.threshold)
+    conversation = Conversation(
+        settings.conversation, Sender(settings.device.id, settings.device.name), catalog
+    )
+    text = " ".join(args.text)
+    parse = parser.parse(text)
+    if parse.intent is None:
+        raise VoicehelloError(
+            f"not understood as a request: {text!r} (see config/intents.yaml for what can be said)"
+        )
+    if parse.intent in ("reply_yes", "reply_no", "rsvp", "cancel"):
+        raise VoicehelloError(
+            f"{text!r} is an answer; answers are spoken to the device right after an announcement"
+        )
+    actions = conversation.heard(parse.intent, dict(parse.slots), text, confirmed=args.yes)
+    if conversation.pending is not None:
+        for action in actions:
+            if isinstance(action, Say):
+                print(f"{action.text} [yes/no] ", end="", flush=True)
+        answer = sys.stdin.readline().strip()
+        answer_parse = parser.parse(answer) if answer else None
+        intent = answer_parse.intent if answer_parse is not None else None
+        actions = conversation.heard(
+            intent if intent in ("reply_yes", "reply_no", "cancel") else "reply_no", {}, answer
+        )
+    messages = [action.message for action in actions if isinstance(action, Publish)]
+    if not messages:
+        print("Okay, not sent.")
+        return EXIT_OK
+    bus = BusClient(settings.bus, settings.device, lambda _message: None, listen=False)
+    bus.start()
+    try:
+        for message in messages:
+            bus.publish(message)
+        if not bus.flush(args.timeout):
+            raise BusError(
+                f"broker {settings.bus.host}:{settings.bus.port} did not take the message within {args.timeout:g} s; nothing was sent"
+            )
+    finally:
+        bus.stop()
+    for message in messages:
+        print(
+            f"sent {message.intent} {json.dumps(message.slots)} (id {message.id}, valid until {time.strftime('%H:%M', time.localtime(message.expires))})"
+        )
+    return EXIT_OK
+
+
+def _add_device_commands(sub: Any, common: argparse.ArgumentParser, engine: argparse.ArgumentParser) -> None:
+    """``demo``, ``run`` and ``say``: the commands that talk to the neighbors."""
+    p = sub.add_parser(
+        "demo",
+        parents=[common, engine],
+        help="two kitchens on a private broker: request, announcement, reply",
+    )
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "run", parents=[common, engine], help="the device daemon: listen, publish, announce, reply"
+    )
+    p.add_argument("--device", help="input device name (substring) or index; see `voicehello devices`")
+    p.add_argument("--no-mic", action="store_true", help="only announce what neighbors say (no microphone)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("say", parents=[common], help="send a typed request as if it had been spoken")
+    p.add_argument("--yes", action="store_true", help="send without the read-back question")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker (default 10)")
+    p.add_argument("text", nargs="+")
+    p.set_defaults(func=cmd_say)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,8 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--engine", choices=["auto", "vosk", "pocketsphinx"], help="override speech.engine")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("demo", parents=[common, engine], help="speak a few requests through the pipeline")
-    p.set_defaults(func=cmd_demo)
+    _add_device_commands(sub, common, engine)
 
     p = sub.add_parser("transcribe", parents=[common, engine], help="turn WAV files into intents")
     p.add_argument("--json", action="store_true", help="one JSON object per line")

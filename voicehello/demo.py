@@ -1,31 +1,40 @@
 """``voicehello demo``: the first thing a new user runs.
 
-Speaks a few neighborly requests with espeak-ng (synthesized in memory, never saved),
-feeds them through the live pipeline (voice activity detection -> speech recognition ->
-intent parsing) block by block as a microphone would, and prints what each became and how
-long it took after the speech ended. Everyday kitchen talk is included to show rejection.
+Two devices, "kitchen" (Maya at number 12) and "next door" (Sam next door), on a private
+Mosquitto started on a free loopback port (or, when a broker is configured, on a private
+demo pod there). Synthesized speech (espeak-ng, kept in memory) goes through the real
+pipeline of the first device: voice activity detection, speech recognition, intent parsing,
+the read-back and "yes"; the request is published over MQTT; the second device announces it
+(through its speaker, or printed where there is no audio output) and answers by voice; the
+first device announces the answer. Every step is printed with its time.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
+import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
 
-from voicehello.app import Understander
+from voicehello.announce.speaker import AnnounceEvent
+from voicehello.app import Device, Understander
 from voicehello.audio.sources import frames
+from voicehello.bus.broker import EmbeddedBroker
+from voicehello.config import Settings
 from voicehello.errors import VoicehelloError
 from voicehello.speech.recognizer import SAMPLE_RATE
 
-DEMO_LINES = (
-    ("en-us", "hey neighbor, can someone help me move a couch"),
-    ("en-us+f2", "hey neighbor, could someone lend me a cup of sugar"),
-    ("en-us", "hey neighbor, the streetlight on our corner is out"),
-    ("en-us+f2", "count me in"),
-    ("en-us", "please pass the salt"),
-)
-"""(espeak-ng voice, sentence) pairs; the last is kitchen talk that must not become a request."""
+KITCHEN = ("kitchen", "Maya at number 12")
+NEXT_DOOR = ("next-door", "Sam next door")
+REQUEST = ("en-us", "hey neighbor, can I borrow a ladder")
+CONFIRM = ("en-us", "yes")
+ANSWER = ("en-us+f2", "yes, I can lend it")
+STEP_TIMEOUT_S = 20.0
 
 
 def synthesize(text: str, voice: str = "en-us", speed: int = 160) -> bytes:
@@ -35,7 +44,7 @@ def synthesize(text: str, voice: str = "en-us", speed: int = 160) -> bytes:
     wav = subprocess.run(
         ["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text], capture_output=True, check=True
     ).stdout
-    convert = [
+    to_raw = [
         "sox",
         "-t",
         "wav",
@@ -52,41 +61,166 @@ def synthesize(text: str, voice: str = "en-us", speed: int = 160) -> bytes:
         "signed",
         "-",
     ]
-    return subprocess.run(convert, input=wav, capture_output=True, check=True).stdout
+    return subprocess.run(to_raw, input=wav, capture_output=True, check=True).stdout
 
 
-def _stream(pcm: bytes, block_ms: int, silence_s: float = 1.0) -> Iterator[bytes]:
-    """The utterance followed by silence, in microphone-sized blocks."""
-    yield from frames(
-        bytes(int(SAMPLE_RATE * 0.3) * 2) + pcm + bytes(int(SAMPLE_RATE * silence_s) * 2), block_ms
+def has_audio_output() -> bool:
+    """True when PortAudio offers an output device to speak through."""
+    try:
+        import sounddevice as sd
+
+        return any(device["max_output_channels"] > 0 for device in sd.query_devices())
+    except Exception:  # no PortAudio at all means no audio output
+        return False
+
+
+class _Timeline:
+    """Prints each step with the milliseconds since the last spoken line ended."""
+
+    def __init__(self, out: Callable[[str], None]) -> None:
+        self.out = out
+        self.mark = time.perf_counter()
+        self.lock = threading.Lock()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.mark = time.perf_counter()
+
+    def reporter(self, who: str) -> Callable[[str], None]:
+        def report(line: str) -> None:
+            with self.lock:
+                elapsed = (time.perf_counter() - self.mark) * 1000
+                self.out(f"  +{elapsed:6.0f} ms  [{who:9s}] {line}")
+
+        return report
+
+
+class _Spoken:
+    """Waits for a device's announcer to start (or print) an announcement."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.texts: list[str] = []
+
+    def __call__(self, event: AnnounceEvent) -> None:
+        if event.kind in ("started", "printed") and event.message_id:
+            self.texts.append(event.text)
+            self.event.set()
+
+    def wait(self, timeout_s: float) -> bool:
+        done = self.event.wait(timeout_s)
+        self.event.clear()
+        return done
+
+
+def _speak_into(device: Device, timeline: _Timeline, voice_line: tuple[str, str], block_ms: int) -> None:
+    """Play one synthesized line into ``device`` as its microphone would, then a second of silence."""
+    voice, text = voice_line
+    pcm = synthesize(text, voice)
+    timeline.out(f"\n  (someone at the {device.settings.device.id} says {text!r})")
+
+    def blocks() -> Iterator[bytes]:
+        yield from frames(bytes(int(SAMPLE_RATE * 0.3) * 2) + pcm, block_ms)
+        timeline.reset()  # the speech has ended: times below count from here
+        yield from frames(bytes(SAMPLE_RATE * 2), block_ms)
+
+    for _ in device.listen(blocks()):
+        pass
+
+
+def _device(
+    base: Settings, who: tuple[str, str], output: str, understander: Understander, timeline: _Timeline
+) -> tuple[Device, _Spoken]:
+    device_id, name = who
+    settings = replace(
+        base,
+        device=replace(base.device, id=device_id, name=name),
+        announce=replace(base.announce, output=output, quiet_hours="", mute=()),  # type: ignore[arg-type]
     )
+    spoken = _Spoken()
+    report = timeline.reporter(device_id)
+
+    def on_announce(event: AnnounceEvent) -> None:
+        if event.kind in ("started", "printed") and event.message_id:
+            report(f"announces: {event.text!r}")
+        spoken(event)
+
+    device = Device(settings, understander=understander, report=report, on_announce=on_announce)
+    return device, spoken
 
 
-def run_demo(understander: Understander) -> int:
-    """Run the demo lines through the live pipeline; returns the number that went wrong."""
-    print(f"voicehello demo: speech engine {understander.engine}\n")
-    wrong = 0
-    for voice, line in DEMO_LINES:
-        expect_request = "neighbor" in line or line == "count me in"
-        pcm = synthesize(line, voice)
-        started = time.perf_counter()
-        results = list(understander.listen(_stream(pcm, understander.settings.audio.block_ms)))
-        elapsed = time.perf_counter() - started
-        heard = results[-1] if results else None
-        said = heard.transcript.text if heard else ""
-        parse = heard.parse if heard else None
-        if parse is not None and parse.intent is not None:
-            slots = ", ".join(f"{k}={v!r}" for k, v in parse.slots.items())
-            outcome = f"{parse.intent}({slots})  confidence {parse.confidence:.2f}"
+def run_demo(settings: Settings, out: Callable[[str], None] = print) -> int:
+    """Run the two-kitchen demo; returns 0 when the request and the answer both got through."""
+    output = "both" if has_audio_output() else "print"
+    timeline = _Timeline(out)
+    with tempfile.TemporaryDirectory(prefix="voicehello-demo-") as workdir:
+        broker: EmbeddedBroker | None = None
+        if settings.bus.host:
+            pod = f"demo-{uuid.uuid4().hex[:8]}"
+            bus = replace(settings.bus, pod=pod)
+            out(f"voicehello demo: broker {bus.host}:{bus.port}, private pod {pod}")
         else:
-            outcome = "no intent (not a request: nothing would be sent)"
-        decode_ms = heard.decode_s * 1000 if heard else 0.0
-        print(f"  [{voice}] said:  {line!r}")
-        print(f"           heard: {said!r}")
-        print(f"           -> {outcome}")
-        print(
-            f"           decoded {decode_ms:.0f} ms after the endpoint; {elapsed:.2f} s for {len(pcm) / 2 / SAMPLE_RATE:.1f} s of speech\n"
+            broker = EmbeddedBroker(Path(workdir))
+            broker.start()
+            host, port = broker.address
+            bus = replace(settings.bus, host=host, port=port, username="", password="", tls=False)
+            out(f"voicehello demo: private Mosquitto on {host}:{port}")
+        base = replace(settings, bus=bus, conversation=replace(settings.conversation, confirm=True))
+        understander = Understander(base)
+        out(
+            f"speech engine {understander.engine}; announcements {'spoken and printed' if output == 'both' else 'printed (no audio output found)'}"
         )
-        if expect_request != (parse is not None and parse.intent is not None):
-            wrong += 1
-    return wrong
+        kitchen, kitchen_spoken = _device(base, KITCHEN, output, understander, timeline)
+        next_door, next_door_spoken = _device(base, NEXT_DOOR, output, understander, timeline)
+        try:
+            return _play(
+                base,
+                kitchen=kitchen,
+                next_door=next_door,
+                kitchen_spoken=kitchen_spoken,
+                next_door_spoken=next_door_spoken,
+                timeline=timeline,
+            )
+        finally:
+            kitchen.stop()
+            next_door.stop()
+            if broker is not None:
+                broker.stop()
+
+
+def _play(
+    settings: Settings,
+    *,
+    kitchen: Device,
+    next_door: Device,
+    kitchen_spoken: _Spoken,
+    next_door_spoken: _Spoken,
+    timeline: _Timeline,
+) -> int:
+    block_ms = settings.audio.block_ms
+    for device in (kitchen, next_door):
+        device.start()
+        if not device.bus.wait_connected(10.0):
+            raise VoicehelloError(
+                f"{device.settings.device.id} could not reach the broker {settings.bus.host}:{settings.bus.port}"
+            )
+    _speak_into(kitchen, timeline, REQUEST, block_ms)
+    if kitchen.conversation.pending is None:
+        timeline.out(
+            "\nthe kitchen did not understand the request (speech recognition is not perfect); demo stopped"
+        )
+        return 1
+    _speak_into(kitchen, timeline, CONFIRM, block_ms)
+    if not next_door_spoken.wait(STEP_TIMEOUT_S):
+        timeline.out("\nnext door never announced the request; demo failed")
+        return 1
+    next_door.announcer.wait_idle(STEP_TIMEOUT_S)
+    _speak_into(next_door, timeline, ANSWER, block_ms)
+    if not kitchen_spoken.wait(STEP_TIMEOUT_S):
+        timeline.out("\nthe kitchen never heard the answer; demo failed")
+        return 1
+    kitchen.announcer.wait_idle(STEP_TIMEOUT_S)
+    timeline.out(
+        "\ndemo done: a request spoken in one kitchen was read back, sent, announced next door, and answered."
+    )
+    return 0

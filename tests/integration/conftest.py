@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pulse import PulseError, PulseServer, missing_tools
+
+from voicehello.bus.broker import EmbeddedBroker
+from voicehello.errors import BusError
 
 
 def _rescan_portaudio() -> None:
@@ -48,3 +52,38 @@ def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
             sd._terminate()  # drop PortAudio's connections before the daemon goes
             server.stop()
     sd._initialize()  # back to the devices of the original environment
+
+
+# --------------------------------------------------------------------------- Mosquitto
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """A private Mosquitto (``EmbeddedBroker``) on a free loopback port, shared by the session.
+
+    Tests sharing it keep apart by using a pod of their own. Fails (never skips) when
+    mosquitto is not installed: CI installs it.
+    """
+    broker = EmbeddedBroker(tmp_path_factory.mktemp("mosquitto"))
+    try:
+        broker.start()
+    except BusError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def fresh_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A Mosquitto of the test's own, for tests that stop, kill or restart the broker."""
+    broker = EmbeddedBroker(tmp_path / "mosquitto")
+    try:
+        broker.start()
+    except BusError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield broker
+    finally:
+        broker.kill()

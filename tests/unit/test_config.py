@@ -268,3 +268,56 @@ def test_every_engine_value_is_accepted(tmp_path: Path, engine: str) -> None:
 )
 def test_integer_setting_rejects_a_fraction(tmp_path: Path, text: str) -> None:
     config_error(write(tmp_path, text), "must be")
+
+
+def test_network_sections_are_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[device]\nid = "kitchen-12"\nname = "Maya at number 12"\n'
+        '[bus]\nhost = "broker.lan"\nport = 8883\npod = "block-party"\ntls = true\nca_file = "ca.crt"\n'
+        '[announce]\noutput = "both"\nmute = ["garage-7", "shed"]\nquiet_hours = "22:00-07:00"\n'
+        'quiet_mode = "drop"\nrate_limit = 2\noutput_device = 3\n'
+        "[conversation]\nconfirm = false\nreply_window_s = 12\n",
+    )
+    settings = load_settings(path)
+    assert (settings.bus.host, settings.bus.port, settings.bus.pod, settings.bus.tls) == (
+        "broker.lan",
+        8883,
+        "block-party",
+        True,
+    )
+    assert settings.bus.ca_file == tmp_path / "ca.crt"
+    assert settings.announce.mute == ("garage-7", "shed")
+    assert (settings.announce.output, settings.announce.quiet_mode, settings.announce.rate_limit) == (
+        "both",
+        "drop",
+        2,
+    )
+    assert settings.announce.output_device == "3"
+    assert settings.conversation.confirm is False
+    assert settings.conversation.reply_window_s == 12.0
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('[device]\nid = "Kitchen 12"\n', "device.id"),
+        ('[device]\nname = ""\n', "device.name"),
+        ('[bus]\npod = "a/b"\n', "bus.pod"),
+        ("[bus]\nport = 70000\n", "bus.port"),
+        ("[bus]\nkeepalive_s = 1\n", "bus.keepalive_s"),
+        ("[bus]\nreconnect_min_s = 5.0\nreconnect_max_s = 1.0\n", "reconnect_max_s"),
+        ('[announce]\noutput = "radio"\n', "announce.output"),
+        ('[announce]\nprefix = "drum"\n', "announce.prefix"),
+        ('[announce]\nquiet_hours = "10pm-7am"\n', "announce.quiet_hours"),
+        ('[announce]\nquiet_mode = "later"\n', "announce.quiet_mode"),
+        ('[announce]\nmute = "garage-7"\n', "announce.mute"),
+        ("[announce]\nmute = [1, 2]\n", "announce.mute"),
+        ("[announce]\nrate_limit = 0\n", "rate_limit"),
+        ("[announce]\nvolume = 2.0\n", "announce.volume"),
+        ("[conversation]\nconfirm_window_s = 0\n", "conversation windows"),
+        ('[conversation]\nconfirm = "yes"\n', "conversation.confirm"),
+    ],
+)
+def test_bad_network_settings(tmp_path: Path, text: str, fragment: str) -> None:
+    config_error(write(tmp_path, text), fragment)

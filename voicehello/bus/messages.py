@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from voicehello.config import PROJECT_DIR
@@ -187,14 +188,24 @@ def new_message(
     )
 
 
+def _whole_string_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """``pattern`` as JSON Schema means it: ``$`` is the end of the string. (Python's ``$``
+    also matches before a final newline, so ``"kitchen\\n"`` would pass.)"""
+    if validator.is_type(instance, "string") and not re.search(pattern.replace("$", r"\Z"), instance):
+        yield ValidationError(f"does not match {pattern!r}")
+
+
+_Validator = validators.extend(Draft202012Validator, {"pattern": _whole_string_pattern})  # type: ignore[no-untyped-call]
+
+
 @cache
-def _validator() -> Draft202012Validator:
+def _validator() -> Any:
     try:
         schema = json.loads(Path(SCHEMA_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise MessageError(f"cannot read message schema {SCHEMA_FILE}: {exc}") from exc
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return _Validator(schema)
 
 
 def check(data: Any) -> None:
@@ -203,8 +214,21 @@ def check(data: Any) -> None:
         raise MessageError(f"unknown message version {str(data.get('v'))[:20]!r}")
     error: ValidationError | None = next(iter(_validator().iter_errors(data)), None)
     if error is not None:
-        where = "/".join(str(part) for part in error.absolute_path) or "message"
-        raise MessageError(f"{where}: {_short(error.message)}")
+        where = "/".join(_short(str(part), 40) for part in error.absolute_path) or "message"
+        raise MessageError(f"{where}: {_describe(error)}")
+
+
+def _describe(error: ValidationError) -> str:
+    """What is wrong, without quoting the offending value (it may be what someone said)."""
+    if error.validator == "required":
+        return error.message  # names a property of the schema
+    if error.validator == "type":
+        return f"is not of type {error.validator_value!r}"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        extra = sorted(_short(str(key), 24) for key in error.instance if key not in allowed)
+        return f"Additional properties are not allowed: {', '.join(extra[:4])}"
+    return f"fails the schema's {error.validator!r} rule"
 
 
 def _check_meaning(message: Message) -> None:

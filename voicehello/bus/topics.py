@@ -53,7 +53,7 @@ def parse_topic(topic: str) -> TopicParts | None:
     if len(parts) < 5 or "/".join(parts[:2]) != ROOT:
         return None
     levels = parts[2:]
-    if not all(_LEVEL.match(level) for level in levels):
+    if not all(_LEVEL.fullmatch(level) for level in levels):
         return None
     if len(levels) == 3 and levels[2] == "status":
         return TopicParts(pod=levels[0], device=levels[1], kind="status")

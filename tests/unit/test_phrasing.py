@@ -1,0 +1,305 @@
+"""Announcements, replies, cancellations and read-backs as neighbors hear them; text cleaning."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from voicehello.announce.phrasing import (
+    a_or_an,
+    announcement,
+    clean_text,
+    determine,
+    is_mass_or_plural,
+    readback,
+    spoken_time,
+)
+from voicehello.bus.messages import ANSWERS, KIND_OF_INTENT, Message, Sender, new_message
+from voicehello.intents.catalog import Catalog
+
+MAYA = Sender("maya-12", "Maya at number 12")
+SAM = Sender("sam-4", "Sam")
+NOW = 1_800_000_000.0
+
+
+def say(
+    sender: Sender, intent: str, slots: dict[str, str] | None = None, answers: Message | None = None
+) -> Message:
+    return new_message(sender, intent, slots, in_reply_to=answers.id if answers else None, now=NOW)
+
+
+# ----------------------------------------------------------------------------- announcements
+
+
+@pytest.mark.parametrize(
+    ("intent", "slots", "expected"),
+    [
+        ("borrow_item", {"item": "ladder"}, "Maya at number 12 asks to borrow a ladder"),
+        ("borrow_item", {"item": "extension cord"}, "Maya at number 12 asks to borrow an extension cord"),
+        ("borrow_item", {"item": "eggs"}, "Maya at number 12 asks to borrow some eggs"),
+        ("borrow_item", {"item": "flour"}, "Maya at number 12 asks to borrow some flour"),
+        ("borrow_item", {"item": "cup of sugar"}, "Maya at number 12 asks to borrow a cup of sugar"),
+        ("say_hello", {}, "Maya at number 12 says hello"),
+        (
+            "announce_event",
+            {"event": "film night", "time": "tonight at 7:00"},
+            "Maya at number 12 invites you to a film night tonight at seven",
+        ),
+        ("announce_event", {"event": "film night"}, "Maya at number 12 invites you to a film night"),
+        (
+            "announce_event",
+            {"event": "barbecue", "time": "saturday at 2:30"},
+            "Maya at number 12 invites you to a barbecue on saturday at half past two",
+        ),
+        ("announce_event", {"event": "fireworks"}, "Maya at number 12 invites you to the fireworks"),
+        ("ask_help", {"task": "move a couch"}, "Maya at number 12 needs help to move a couch"),
+        ("report_issue", {"issue": "pothole"}, "Maya at number 12 reports a pothole"),
+        ("report_issue", {"issue": "flooding"}, "Maya at number 12 reports flooding"),
+        ("report_issue", {"issue": "overflowing bins"}, "Maya at number 12 reports overflowing bins"),
+        ("share_food", {"item": "soup"}, "Maya at number 12 has some soup to share"),
+        ("offer_item", {"item": "ladder"}, "Maya at number 12 has a ladder to lend"),
+    ],
+)
+def test_announcements(catalog: Catalog, intent: str, slots: dict[str, str], expected: str) -> None:
+    assert announcement(say(MAYA, intent, slots), catalog) == expected
+
+
+def test_an_unknown_intent_is_never_phrased(catalog: Catalog) -> None:
+    message = say(MAYA, "say_hello")
+    hostile = replace(message, intent="self_destruct", kind="request")
+    assert announcement(hostile, catalog) is None
+
+
+def test_a_missing_required_slot_is_not_phrased(catalog: Catalog) -> None:
+    assert announcement(say(MAYA, "borrow_item", {}), catalog) is None
+    assert announcement(say(MAYA, "ask_help", {"time": "today"}), catalog) is None
+
+
+def test_slot_values_not_in_the_catalog_are_cleaned_and_spoken(catalog: Catalog) -> None:
+    message = say(
+        MAYA, "borrow_item", {"item": "\uff53\uff4e\uff4f\uff57\u202e\x00 <speak>{item}[[h@l@U]]\nboard"}
+    )
+    assert announcement(message, catalog) == "Maya at number 12 asks to borrow a snow speak item h@l@U board"
+
+
+def test_display_names_are_cleaned(catalog: Catalog) -> None:
+    hostile = Sender("maya-12", "\u200bMaya\x1b[31m\u202e at\tnumber 12")
+    assert announcement(say(hostile, "say_hello"), catalog) == "Maya 31m at number 12 says hello"
+    assert announcement(say(Sender("x", "\u200b\x07"), "say_hello"), catalog) == "A neighbor says hello"
+    assert announcement(say(Sender("x", "a neighbor"), "say_hello"), catalog) == "A neighbor says hello"
+
+
+@pytest.mark.parametrize("intent", sorted(i for i, kind in KIND_OF_INTENT.items() if kind not in ANSWERS))
+def test_every_catalog_value_makes_a_sentence(catalog: Catalog, intent: str) -> None:
+    slots = catalog.intents[intent].slots
+    required = [slot for slot, name in slots.items() if catalog.lists[name].kind != "time"]
+    values = catalog.lists[slots[required[0]]].values if required else [""]
+    for value in values:
+        text = announcement(say(MAYA, intent, {required[0]: value} if required else {}), catalog)
+        assert text is not None, (intent, value)
+        assert text.startswith("Maya at number 12 "), text
+        assert value in text, text
+        assert "  " not in text, text
+        assert "{" not in text, text
+
+
+# ----------------------------------------------------------------------------- replies
+
+
+@pytest.mark.parametrize(
+    ("intent", "slots", "answer", "expected"),
+    [
+        ("borrow_item", {"item": "ladder"}, "reply_yes", "Sam can lend you a ladder"),
+        ("borrow_item", {"item": "ladder"}, "reply_no", "Sam can't lend you a ladder"),
+        ("ask_help", {"task": "move a couch"}, "reply_yes", "Sam can help you move a couch"),
+        ("ask_help", {"task": "move a couch"}, "reply_no", "Sam can't help you move a couch"),
+        (
+            "announce_event",
+            {"event": "film night", "time": "tonight at 7:00"},
+            "rsvp",
+            "Sam is coming to the film night",
+        ),
+        ("announce_event", {"event": "film night"}, "reply_yes", "Sam is coming to the film night"),
+        ("announce_event", {"event": "film night"}, "reply_no", "Sam can't make it to the film night"),
+        ("offer_item", {"item": "ladder"}, "reply_yes", "Sam would like your ladder"),
+        ("offer_item", {"item": "ladder"}, "reply_no", "Sam doesn't need your ladder"),
+        ("share_food", {"item": "soup"}, "reply_yes", "Sam would love some soup"),
+        ("share_food", {"item": "soup"}, "reply_no", "Sam doesn't need any soup"),
+        ("say_hello", {}, "reply_yes", "Sam says hello back"),
+        ("report_issue", {"issue": "pothole"}, "reply_yes", "Sam has noticed the pothole too"),
+    ],
+)
+def test_replies_are_phrased_against_what_they_answer(
+    catalog: Catalog, intent: str, slots: dict[str, str], answer: str, expected: str
+) -> None:
+    sent = say(MAYA, intent, slots)
+    assert announcement(say(SAM, answer, {}, sent), catalog, sent) == expected
+
+
+@pytest.mark.parametrize(("answer", "expected"), [("reply_yes", "Sam says yes"), ("reply_no", "Sam says no")])
+def test_a_reply_without_what_it_answers_uses_its_own_phrase(
+    catalog: Catalog, answer: str, expected: str
+) -> None:
+    sent = say(MAYA, "borrow_item", {"item": "ladder"})
+    reply = say(SAM, answer, {}, sent)
+    assert announcement(reply, catalog) == expected
+    other = say(MAYA, "borrow_item", {"item": "drill"})
+    assert announcement(reply, catalog, other) == expected  # not the message it answers
+
+
+# ----------------------------------------------------------------------------- cancellations
+
+
+@pytest.mark.parametrize(
+    ("intent", "slots", "expected"),
+    [
+        ("borrow_item", {"item": "ladder"}, "Maya at number 12 no longer needs a ladder"),
+        (
+            "announce_event",
+            {"event": "film night", "time": "tonight"},
+            "Maya at number 12 has cancelled the film night",
+        ),
+        ("ask_help", {"task": "move a couch"}, "Maya at number 12 no longer needs help to move a couch"),
+        ("share_food", {"item": "soup"}, "Maya at number 12 no longer has any soup to share"),
+        ("offer_item", {"item": "drill"}, "Maya at number 12 no longer has a drill to lend"),
+    ],
+)
+def test_cancellations_say_what_is_taken_back(
+    catalog: Catalog, intent: str, slots: dict[str, str], expected: str
+) -> None:
+    original = say(MAYA, intent, slots)
+    assert announcement(say(MAYA, "cancel", {}, original), catalog, original) == expected
+
+
+def test_a_cancellation_without_its_message_or_by_someone_else_is_generic(catalog: Catalog) -> None:
+    original = say(MAYA, "borrow_item", {"item": "ladder"})
+    assert (
+        announcement(say(MAYA, "cancel", {}, original), catalog)
+        == "Maya at number 12 cancelled their message"
+    )
+    assert announcement(say(SAM, "cancel", {}, original), catalog, original) == "Sam cancelled their message"
+
+
+# ----------------------------------------------------------------------------- read-back
+
+
+@pytest.mark.parametrize(
+    ("intent", "slots", "expected"),
+    [
+        ("borrow_item", {"item": "ladder"}, "Ask your neighbors to borrow a ladder?"),
+        ("say_hello", {}, "Tell your neighbors hello?"),
+        (
+            "announce_event",
+            {"event": "film night", "time": "tonight at 7:00"},
+            "Invite your neighbors to a film night tonight at seven?",
+        ),
+        ("announce_event", {"event": "potluck"}, "Invite your neighbors to a potluck?"),
+        ("ask_help", {"task": "move a couch"}, "Ask your neighbors for help to move a couch?"),
+        ("offer_item", {"item": "ladder"}, "Offer your neighbors a ladder?"),
+        ("share_food", {"item": "soup"}, "Share soup with your neighbors?"),
+        ("report_issue", {"issue": "pothole"}, "Report a pothole to your neighbors?"),
+        ("report_issue", {"issue": "flooding"}, "Report flooding to your neighbors?"),
+    ],
+)
+def test_readback(catalog: Catalog, intent: str, slots: dict[str, str], expected: str) -> None:
+    assert readback(intent, slots, catalog) == expected
+
+
+@pytest.mark.parametrize("intent", ["reply_yes", "reply_no", "rsvp", "cancel", "self_destruct"])
+def test_no_readback_for_answers_and_unknown_intents(catalog: Catalog, intent: str) -> None:
+    assert readback(intent, {}, catalog) is None
+
+
+# ----------------------------------------------------------------------------- words
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("ladder", "a ladder"),
+        ("iron", "an iron"),
+        ("onion", "an onion"),
+        ("hour timer", "an hour timer"),
+        ("umbrella", "an umbrella"),
+        ("utility knife", "a utility knife"),
+        ("eggs", "some eggs"),
+        ("baking soda", "some baking soda"),
+        ("cup of sugar", "a cup of sugar"),
+        ("pair of pliers", "a pair of pliers"),
+        ("moving boxes", "some moving boxes"),
+        ("glass", "some glass"),
+        ("gas canister", "a gas canister"),
+        ("my ladder", "my ladder"),
+        ("the big pot", "the big pot"),
+    ],
+)
+def test_indefinite_articles(value: str, expected: str) -> None:
+    assert determine(value) == expected
+
+
+def test_other_forms() -> None:
+    assert determine("soup", "any") == "any soup"
+    assert determine("ladder", "any") == "a ladder"
+    assert determine("ladder", "the") == "the ladder"
+    assert determine("eggs", "your") == "your eggs"
+    assert determine("flooding", "indef", "issues") == "flooding"
+    assert determine("fireworks", "indef", "events") == "the fireworks"
+    assert a_or_an("8 ball") == "an"
+    assert not is_mass_or_plural("bus")
+    assert is_mass_or_plural("tomatoes")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("tonight at 7:00", "tonight at seven"),
+        ("tomorrow at 12:00", "tomorrow at noon"),
+        ("at 0:00", "at midnight"),
+        ("friday evening", "on friday evening"),
+        ("next friday at 6:45", "next friday at quarter to seven"),
+        ("this weekend", "this weekend"),
+        ("today at 3:15", "today at quarter past three"),
+        ("today at 3:07", "today at 3:07"),
+    ],
+)
+def test_spoken_times(value: str, expected: str) -> None:
+    assert spoken_time(value) == expected
+
+
+# ----------------------------------------------------------------------------- cleaning
+
+
+@pytest.mark.parametrize(
+    ("text", "max_chars", "expected"),
+    [
+        ("\uff46\uff55\uff4c\uff4c\u3000\uff57\uff49\uff44\uff54\uff48", 50, "full width"),
+        ("tab\tand\nnew\r\nline", 50, "tab and new line"),
+        ("zero\u200bwidth \u202ereversed\u2066", 50, "zerowidth reversed"),
+        ("bell\x07 escape\x1b[0m", 50, "bell escape 0m"),
+        ("<speak><audio src='x'/></speak>", 50, "speak audio src='x'/ /speak"),
+        ("[[h@'l@U]] {x} back\\slash", 50, "h@'l@U x back slash"),
+        ("one two three four", 13, "one two three"),
+        ("one two three four", 12, "one two"),
+        ("supercalifragilistic", 5, "super"),
+        ("anything", 0, ""),
+        ("  spaced   out  ", 50, "spaced out"),
+    ],
+)
+def test_clean_text(text: str, max_chars: int, expected: str) -> None:
+    assert clean_text(text, max_chars) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(), st.integers(min_value=0, max_value=200))
+def test_clean_text_leaves_only_words(text: str, max_chars: int) -> None:
+    cleaned = clean_text(text, max_chars)
+    assert len(cleaned) <= max_chars
+    assert not any(unicodedata.category(char).startswith("C") for char in cleaned)
+    assert not set(cleaned) & set("<>[]{}\\\n\t")
+    assert cleaned == cleaned.strip()
+    assert "  " not in cleaned
+    assert clean_text(cleaned, max_chars) == cleaned

@@ -1,0 +1,610 @@
+"""The MQTT side of the bus: :class:`BusClient` on paho-mqtt 2.x, MQTT v5, QoS 1.
+
+Threads and who owns what:
+
+* paho's network thread (``loop_start``) runs the callbacks. They never take the client's
+  lock and never wait: incoming messages are checked and handed to ``on_message`` there,
+  and connection changes and PUBACKs are posted to the sender's event queue.
+* the sender thread owns the outbox: it hands messages to paho only while connected (at
+  most :data:`WINDOW` unacknowledged at a time, each with a fresh MQTT v5 message expiry
+  interval), and on every (re)connection takes back from paho whatever was not
+  acknowledged, so it is sent again with its expiry recomputed (receivers dedupe by id).
+* any thread may call :meth:`BusClient.publish`: it only appends to the outbox.
+
+Paho calls ``on_publish`` while holding its own lock, so the client's callbacks never take
+the client's lock: the only lock order is "client lock, then paho's" (the sender handing a
+message to paho). The application's ``on_message`` may call :meth:`BusClient.publish`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import queue
+import ssl
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from voicehello.bus import topics
+from voicehello.bus.messages import Message
+from voicehello.config import BusSettings, DeviceSettings
+from voicehello.errors import BusError, MessageError
+
+log = logging.getLogger(__name__)
+
+QOS = 1
+WINDOW = 20
+"""Most messages handed to paho and not yet acknowledged (paho's own in-flight limit); less when
+the broker's MQTT v5 Receive Maximum is lower."""
+MAX_PACKET_BYTES = 64 * 1024
+"""Announced to the broker (MQTT v5 Maximum Packet Size): it never sends this client anything
+bigger. Payloads between ``MAX_PAYLOAD_BYTES`` and this arrive and are dropped with a log line."""
+SEEN_LIMIT = 10_000
+"""Most message ids remembered for deduplication (each until its message expires)."""
+HOUSEKEEPING_S = 1.0
+"""How often the sender drops messages that expired in the outbox."""
+STOP_TIMEOUT_S = 2.0
+"""How long :meth:`BusClient.stop` waits for the broker to take the ``offline`` status."""
+
+
+# --------------------------------------------------------------------------- sender events
+
+
+@dataclass(frozen=True)
+class _Wake:
+    """The outbox changed."""
+
+
+@dataclass(frozen=True)
+class _Stop:
+    """The sender thread must end."""
+
+
+@dataclass(frozen=True)
+class _Down:
+    """The connection to the broker is gone."""
+
+
+@dataclass(frozen=True)
+class _Up:
+    """Connected; ``reclaimed`` are the paho message ids taken back unacknowledged."""
+
+    reclaimed: tuple[int, ...]
+    window: int = WINDOW
+
+
+@dataclass(frozen=True)
+class _Acked:
+    """The broker acknowledged paho message id ``mid`` (``refused`` when it said no)."""
+
+    mid: int
+    refused: str | None = None
+
+
+_Event = _Wake | _Stop | _Down | _Up | _Acked
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """A message waiting in the outbox or in flight."""
+
+    seq: int
+    """Order of :meth:`BusClient.publish` calls (resent messages keep their place)."""
+    message: Message
+    topic: str
+    payload: bytes
+
+
+class SeenIds:
+    """Ids of messages already delivered, each kept until its message expires (at most ``limit``)."""
+
+    def __init__(self, limit: int = SEEN_LIMIT) -> None:
+        self._limit = limit
+        self._expires: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._expires)
+
+    def first(self, message_id: str, expires: float, now: float) -> bool:
+        """True the first time ``message_id`` is seen (and remember it)."""
+        while self._heap and self._heap[0][0] <= now:
+            _, old = heapq.heappop(self._heap)
+            self._expires.pop(old, None)
+        if message_id in self._expires:
+            return False
+        self._expires[message_id] = expires
+        heapq.heappush(self._heap, (expires, message_id))
+        while len(self._expires) > self._limit:  # bounded memory: forget the soonest to expire
+            _, old = heapq.heappop(self._heap)
+            self._expires.pop(old, None)
+        return True
+
+
+def check_settings(bus: BusSettings) -> None:
+    """Raise :class:`BusError` for settings no connection attempt could work with."""
+    if not bus.host.strip():
+        raise BusError("no broker configured: set [bus] host")
+    if not 0 < bus.port < 65536:
+        raise BusError(f"bus.port {bus.port} is not a TCP port")
+    if bus.ca_file is not None and not bus.ca_file.is_file():
+        raise BusError(f"bus.ca_file not found: {bus.ca_file}")
+    if bus.ca_file is not None and not bus.tls:
+        raise BusError("bus.ca_file is set but bus.tls is false")
+    if bus.keepalive_s < 5 or bus.reconnect_min_s <= 0 or bus.reconnect_max_s < bus.reconnect_min_s:
+        raise BusError("bus.keepalive_s must be >= 5 and 0 < reconnect_min_s <= reconnect_max_s")
+    if bus.outbox_limit < 1 or bus.session_expiry_s < 0:
+        raise BusError("bus.outbox_limit must be >= 1 and bus.session_expiry_s >= 0")
+
+
+def _short_topic(topic: str) -> str:
+    """A topic made safe for one log line."""
+    return repr(topic if len(topic) <= 100 else topic[:99] + "…")
+
+
+class BusClient:
+    """One device's connection to the pod: publishes messages, delivers the neighbors'.
+
+    ``on_message`` gets every valid, unexpired message on the pod's intent topics exactly once
+    per id (this device's own included), on paho's network thread. ``on_presence(device,
+    online)`` gets the other devices' status. With ``listen=False`` the client only sends
+    (``voicehello say``): its own client id, a clean session, no subscriptions, no presence.
+    """
+
+    def __init__(
+        self,
+        bus: BusSettings,
+        device: DeviceSettings,
+        on_message: Callable[[Message], None],
+        *,
+        on_presence: Callable[[str, bool], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        listen: bool = True,
+    ) -> None:
+        self._bus = bus
+        self._device = device
+        self._on_message = on_message
+        self._on_presence = on_presence
+        self._clock = clock
+        self._listen = listen
+        self.client_id = (
+            f"voicehello-{device.id}" if listen else f"voicehello-{device.id}-send-{uuid.uuid4().hex[:8]}"
+        )
+        self._status_topic = topics.status_topic(bus.pod, device.id)
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._outbox: deque[_Outgoing] = deque()
+        self._inflight: dict[int, _Outgoing] = {}
+        self._seq = 0
+        self._link_up = False  # the sender's view: may it hand messages to paho?
+        self._window = WINDOW
+        self._events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
+        self._connected = threading.Event()
+        self._seen = SeenIds()
+        self._client: mqtt.Client | None = None
+        self._sender: threading.Thread | None = None
+        self._stopped = False
+        self._ever_connected = False
+        self._online = False  # CONNACK received and the connection not yet lost (network thread only)
+        self._down_reported = False
+        self._subscribe_mid: int | None = None
+
+    # -- public API -------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """True while connected to the broker (and subscribed, when listening)."""
+        return self._connected.is_set()
+
+    @property
+    def pending(self) -> int:
+        """Messages published and not yet acknowledged by the broker (outbox + in flight)."""
+        with self._lock:
+            return len(self._outbox) + len(self._inflight)
+
+    def start(self) -> None:
+        """Connect in the background; a broker that is down is retried with backoff, not an error.
+
+        Raises :class:`BusError` only for settings that cannot work (no host, missing CA file, ...).
+        """
+        with self._lock:
+            if self._stopped:
+                raise BusError("this bus client was stopped; make a new one")
+            if self._client is not None:
+                return
+        check_settings(self._bus)
+        client = self._make_client()
+        try:
+            client.connect_async(
+                self._bus.host,
+                self._bus.port,
+                keepalive=self._bus.keepalive_s,
+                clean_start=not self._listen,
+                properties=self._connect_properties(),
+            )
+        except ValueError as exc:
+            raise BusError(f"cannot connect to the broker {self._bus.host}:{self._bus.port}: {exc}") from exc
+        with self._lock:
+            self._client = client
+        self._sender = threading.Thread(target=self._run_sender, name=f"{self.client_id}-sender", daemon=True)
+        self._sender.start()
+        client.loop_start()
+
+    def publish(self, message: Message) -> None:
+        """Queue ``message`` for the pod; returns at once (sent at QoS 1 when connected).
+
+        Raises :class:`MessageError` for a message that is invalid or not from this device.
+        """
+        if message.sender.device != self._device.id:
+            raise MessageError(f"message {message.id} is from {message.sender.device}, not this device")
+        payload = message.to_json()
+        topic = topics.intent_topic(self._bus.pod, message.sender.device, message.intent)
+        with self._lock:
+            if self._stopped:
+                log.warning("bus client stopped; message %s (%s) not sent", message.id, message.intent)
+                return
+            if message.expired(self._clock()):
+                log.warning(
+                    "message %s (%s) had expired before it was published; not sent",
+                    message.id,
+                    message.intent,
+                )
+                return
+            self._seq += 1
+            self._outbox.append(_Outgoing(self._seq, message, topic, payload))
+            self._trim_outbox()
+        self._events.put(_Wake())
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until the broker has acknowledged every published message (or they expired)."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while self._outbox or self._inflight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+        return True
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Wait until connected (and subscribed); False after ``timeout_s``."""
+        return self._connected.wait(timeout_s)
+
+    def stop(self) -> None:
+        """Say ``offline``, disconnect cleanly and stop the threads (idempotent).
+
+        Messages not yet acknowledged are dropped: call :meth:`flush` first to wait for them.
+        """
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            client, sender = self._client, self._sender
+        self._events.put(_Stop())
+        if sender is not None:
+            sender.join(timeout=5)
+        if client is None:
+            return
+        try:
+            if self._listen and client.is_connected():
+                info = client.publish(self._status_topic, topics.OFFLINE, qos=QOS, retain=True)
+                info.wait_for_publish(STOP_TIMEOUT_S)
+        except (RuntimeError, ValueError) as exc:
+            log.info("could not say offline before disconnecting: %s", exc)
+        client.disconnect()
+        client.loop_stop()
+        self._connected.clear()
+        log.info("%s disconnected from the broker", self._device.id)
+
+    # -- setup ------------------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        """A paho client with credentials, TLS, last will, backoff and our callbacks."""
+        bus = self._bus
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5,
+        )
+        client.suppress_exceptions = True  # a bug in a callback must not kill the network thread
+        client.max_inflight_messages_set(WINDOW)
+        # paho annotates the delays as int but computes with whatever it is given
+        client.reconnect_delay_set(cast(int, bus.reconnect_min_s), cast(int, bus.reconnect_max_s))
+        if bus.username:
+            client.username_pw_set(bus.username, bus.password or None)
+        if bus.tls:
+            try:
+                client.tls_set(ca_certs=str(bus.ca_file) if bus.ca_file else None)
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise BusError(f"cannot set up TLS with {bus.ca_file or 'the system CAs'}: {exc}") from exc
+            client.tls_insecure_set(False)
+        if self._listen:
+            client.will_set(self._status_topic, topics.OFFLINE, qos=QOS, retain=True)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_publish = self._on_publish
+        client.on_message = self._on_mqtt_message
+        return client
+
+    def _connect_properties(self) -> Properties:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = self._bus.session_expiry_s if self._listen else 0
+        properties.MaximumPacketSize = MAX_PACKET_BYTES
+        return properties
+
+    # -- paho callbacks (network thread; never take self._lock) ----------------------------------
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        try:
+            if reason.is_failure:
+                self._report_down(f"the broker refused the connection: {reason}")
+                return
+            reclaimed = tuple(message.mid for message in client.drop_out_messages())
+            window = min(WINDOW, getattr(properties, "ReceiveMaximum", WINDOW))
+            self._events.put(_Up(reclaimed, window))
+            if self._listen:
+                intents = SubscribeOptions(qos=QOS, retainAsPublished=True)  # to see retained publishes
+                _, mid = client.subscribe(
+                    [
+                        (topics.intent_subscription(self._bus.pod), intents),
+                        (topics.status_subscription(self._bus.pod), SubscribeOptions(qos=QOS)),
+                    ]
+                )
+                self._subscribe_mid = mid
+                client.publish(self._status_topic, topics.ONLINE, qos=QOS, retain=True)
+            else:
+                self._connected.set()
+            verb = "reconnected" if self._ever_connected else "connected"
+            session = "resumed" if flags.session_present else "new"
+            log.info(
+                "%s %s to the broker %s:%d (%s session)",
+                self._device.id,
+                verb,
+                self._bus.host,
+                self._bus.port,
+                session,
+            )
+            self._ever_connected = self._online = True
+            self._down_reported = False
+        except Exception:
+            log.exception("error while setting up the broker connection")
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        self._report_down("cannot reach it")
+
+    def _on_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        _flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
+        was_connected, self._online = self._online, False
+        self._connected.clear()
+        self._events.put(_Down())
+        if not self._stopped and was_connected:
+            log.warning(
+                "%s lost the broker %s:%d (%s); reconnecting",
+                self._device.id,
+                self._bus.host,
+                self._bus.port,
+                reason,
+            )
+            self._down_reported = True
+
+    def _on_subscribe(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        _properties: Properties | None,
+    ) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [str(reason) for reason in reasons if reason.is_failure]
+        if refused:
+            log.warning("the broker refused a subscription of %s: %s", self._device.id, ", ".join(refused))
+        self._connected.set()
+
+    def _on_publish(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode, _properties: Properties
+    ) -> None:
+        self._events.put(_Acked(mid, str(reason) if reason.is_failure else None))
+
+    def _on_mqtt_message(self, _client: mqtt.Client, _userdata: Any, incoming: mqtt.MQTTMessage) -> None:
+        try:
+            self._receive(incoming)
+        except Exception:
+            log.exception("error while handling a bus message")
+
+    def _report_down(self, why: str) -> None:
+        """One log line per outage, not one per retry."""
+        if not self._down_reported:
+            log.warning(
+                "%s: broker %s:%d: %s; retrying every %g-%g s",
+                self._device.id,
+                self._bus.host,
+                self._bus.port,
+                why,
+                self._bus.reconnect_min_s,
+                self._bus.reconnect_max_s,
+            )
+            self._down_reported = True
+
+    # -- incoming ---------------------------------------------------------------------------
+    def _receive(self, incoming: mqtt.MQTTMessage) -> None:
+        """Check one incoming MQTT message and hand it on, or drop it with one log line."""
+        try:
+            topic = incoming.topic
+        except UnicodeDecodeError:
+            self._drop("<not UTF-8>", "topic is not UTF-8")
+            return
+        parts = topics.parse_topic(topic)
+        if parts is None or parts.pod != self._bus.pod:
+            self._drop(topic, "not a topic of this pod")
+        elif parts.kind == "status":
+            self._presence(parts.device, bytes(incoming.payload))
+        else:
+            self._intent(topic, parts, incoming)
+
+    def _intent(self, topic: str, parts: topics.TopicParts, incoming: mqtt.MQTTMessage) -> None:
+        if incoming.retain:
+            self._drop(topic, "retained (intent messages are never retained)")
+            return
+        try:
+            message = Message.from_json(bytes(incoming.payload))
+        except MessageError as exc:
+            self._drop(topic, str(exc))
+            return
+        now = self._clock()
+        if message.sender.device != parts.device:
+            self._drop(topic, f"says it is from {message.sender.device!r}")
+        elif message.intent != parts.intent:
+            self._drop(topic, f"carries intent {message.intent!r}")
+        elif message.expired(now):
+            self._drop(topic, f"message {message.id} expired {now - message.expires:.0f} s ago")
+        elif not self._seen.first(message.id, message.expires, now):
+            log.debug("duplicate of message %s ignored", message.id)
+        else:
+            self._deliver(message)
+
+    def _deliver(self, message: Message) -> None:
+        try:
+            self._on_message(message)
+        except Exception:
+            log.exception("on_message failed for message %s (%s)", message.id, message.intent)
+
+    def _presence(self, device: str, payload: bytes) -> None:
+        if device == self._device.id or self._on_presence is None:
+            return
+        if payload not in (topics.ONLINE, topics.OFFLINE):
+            log.debug("ignored a malformed status of %s", device)
+            return
+        try:
+            self._on_presence(device, payload == topics.ONLINE)
+        except Exception:
+            log.exception("on_presence failed for %s", device)
+
+    @staticmethod
+    def _drop(topic: str, reason: str) -> None:
+        log.warning("dropped bus message on %s: %s", _short_topic(topic), reason)
+
+    # -- outgoing (sender thread) ---------------------------------------------------------------
+    def _run_sender(self) -> None:
+        """Hand the outbox to paho while connected; take back what a lost connection left unacked."""
+        while True:
+            try:
+                event: _Event | None = self._events.get(timeout=HOUSEKEEPING_S)
+            except queue.Empty:
+                event = None
+            if isinstance(event, _Stop):
+                return
+            try:
+                with self._changed:
+                    self._handle(event)
+                    if event is None or isinstance(event, _Up):
+                        self._drop_expired()
+                    self._pump()
+                    self._changed.notify_all()
+            except Exception:
+                log.exception("error in the bus sender; carrying on")
+
+    def _handle(self, event: _Event | None) -> None:
+        """Apply one event to the outbox (lock held)."""
+        if isinstance(event, _Up):
+            self._reclaim(event.reclaimed)
+            self._link_up, self._window = True, max(1, event.window)
+        elif isinstance(event, _Down):
+            self._link_up = False
+        elif isinstance(event, _Acked):
+            sent = self._inflight.pop(event.mid, None)
+            if sent is not None and event.refused:
+                log.warning(
+                    "the broker refused message %s (%s): %s",
+                    sent.message.id,
+                    sent.message.intent,
+                    event.refused,
+                )
+
+    def _reclaim(self, mids: tuple[int, ...]) -> None:
+        """Put messages paho had not got acknowledged back at the front of the outbox."""
+        back = sorted((self._inflight.pop(mid) for mid in mids if mid in self._inflight), key=lambda o: o.seq)
+        if back:
+            log.info("sending %d unacknowledged message(s) again", len(back))
+        self._outbox.extendleft(reversed(back))
+        self._trim_outbox()
+
+    def _pump(self) -> None:
+        """Hand messages to paho while connected, up to the window unacknowledged (lock held)."""
+        client = self._client
+        while client is not None and self._link_up and self._outbox and len(self._inflight) < self._window:
+            outgoing = self._outbox.popleft()
+            left = outgoing.message.ttl(self._clock())
+            if left <= 0:
+                self._log_expired(outgoing)
+                continue
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.MessageExpiryInterval = math.ceil(left)
+            try:
+                info = client.publish(
+                    outgoing.topic, outgoing.payload, qos=QOS, retain=False, properties=properties
+                )
+            except ValueError as exc:
+                log.error("cannot publish message %s: %s", outgoing.message.id, exc)
+                continue
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                log.warning(
+                    "paho did not take message %s (%s); it stays queued", outgoing.message.id, info.rc
+                )
+                self._outbox.appendleft(outgoing)
+                return
+            # NO_CONN: paho keeps it and we take it back at the next connection
+            self._inflight[info.mid] = outgoing
+
+    def _drop_expired(self) -> None:
+        """Drop messages that expired while waiting in the outbox (lock held)."""
+        now = self._clock()
+        if any(outgoing.message.expired(now) for outgoing in self._outbox):
+            for outgoing in [o for o in self._outbox if o.message.expired(now)]:
+                self._log_expired(outgoing)
+                self._outbox.remove(outgoing)
+
+    def _trim_outbox(self) -> None:
+        """Keep at most ``outbox_limit`` messages waiting: the oldest go first (lock held)."""
+        while len(self._outbox) > self._bus.outbox_limit:
+            dropped = self._outbox.popleft()
+            log.warning(
+                "outbox full (%d messages); dropped the oldest, %s (%s)",
+                self._bus.outbox_limit,
+                dropped.message.id,
+                dropped.message.intent,
+            )
+
+    @staticmethod
+    def _log_expired(outgoing: _Outgoing) -> None:
+        log.warning(
+            "message %s (%s) expired before it could be sent; dropped",
+            outgoing.message.id,
+            outgoing.message.intent,
+        )
