@@ -78,20 +78,21 @@ def machine() -> dict[str, str | int]:
     }
 
 
-def update_readme(readme: Path, section: str) -> str:
+def update_readme(readme: Path, section: str, markers: tuple[str, str] = (README_START, README_END)) -> str:
     """Replace the text between the bench markers of ``readme`` with ``section``.
 
     A missing README is created holding just the markers and the section. Nothing outside
     the markers is touched. Returns a one-line account of what happened.
     """
+    begin_mark, end_mark = markers
     if not readme.exists():
-        readme.write_text(f"{README_START}\n{README_END}\n", encoding="utf-8")
+        readme.write_text(f"{begin_mark}\n{end_mark}\n", encoding="utf-8")
     text = readme.read_text(encoding="utf-8")
-    start = text.find(README_START)
-    end = text.find(README_END, start + len(README_START)) if start >= 0 else -1
+    start = text.find(begin_mark)
+    end = text.find(end_mark, start + len(begin_mark)) if start >= 0 else -1
     if start < 0 or end < 0:
-        return f"{readme} has no {README_START} ... {README_END} markers; left it unchanged"
-    updated = text[: start + len(README_START)] + "\n" + section.strip("\n") + "\n" + text[end:]
+        return f"{readme} has no {begin_mark} ... {end_mark} markers; left it unchanged"
+    updated = text[: start + len(begin_mark)] + "\n" + section.strip("\n") + "\n" + text[end:]
     if updated == text:
         return f"{readme} already up to date"
     handle, temp = tempfile.mkstemp(dir=readme.parent, prefix=".README.", suffix=".tmp")

@@ -157,6 +157,7 @@ class Device:
         bus: BusClient | None = None,
         report: Report | None = None,
         on_announce: Callable[[AnnounceEvent], None] | None = None,
+        show: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -169,7 +170,9 @@ class Device:
         )
         self.sender = Sender(device=settings.device.id, name=settings.device.name)
         self.conversation = Conversation(settings.conversation, self.sender, self.catalog, clock)
-        self.announcer = announcer or Announcer(settings.announce, on_event=self._on_announce_event)
+        self.announcer = announcer or Announcer(
+            settings.announce, on_event=self._on_announce_event, show=show
+        )
         self.bus = bus or BusClient(settings.bus, settings.device, self._on_bus_message)
         self.report: Report = report or (lambda line: log.info("%s", line))
         self.on_announce = on_announce

@@ -6,7 +6,9 @@ demo pod there). Synthesized speech (espeak-ng, kept in memory) goes through the
 pipeline of the first device: voice activity detection, speech recognition, intent parsing,
 the read-back and "yes"; the request is published over MQTT; the second device announces it
 (through its speaker, or printed where there is no audio output) and answers by voice; the
-first device announces the answer. Every step is printed with its time.
+first device announces the answer. The speech is fed at the pace a microphone delivers it,
+and every step is printed with the time since the speaker stopped talking (which includes the
+end-of-speech silence the device waits for).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from voicehello.announce.speaker import AnnounceEvent
 from voicehello.app import Device, Understander
 from voicehello.audio.sources import frames
@@ -31,7 +35,7 @@ from voicehello.speech.recognizer import SAMPLE_RATE
 
 KITCHEN = ("kitchen", "Maya at number 12")
 NEXT_DOOR = ("next-door", "Sam next door")
-REQUEST = ("en-us", "hey neighbor, can I borrow a ladder")
+REQUEST = ("en-us", "hey neighbor, can I borrow a ladder please")
 CONFIRM = ("en-us", "yes")
 ANSWER = ("en-us+f2", "yes, I can lend it")
 STEP_TIMEOUT_S = 20.0
@@ -116,16 +120,30 @@ class _Spoken:
 def _speak_into(device: Device, timeline: _Timeline, voice_line: tuple[str, str], block_ms: int) -> None:
     """Play one synthesized line into ``device`` as its microphone would, then a second of silence."""
     voice, text = voice_line
-    pcm = synthesize(text, voice)
+    pcm = _without_trailing_silence(synthesize(text, voice))
     timeline.out(f"\n  (someone at the {device.settings.device.id} says {text!r})")
 
     def blocks() -> Iterator[bytes]:
-        yield from frames(bytes(int(SAMPLE_RATE * 0.3) * 2) + pcm, block_ms)
-        timeline.reset()  # the speech has ended: times below count from here
-        yield from frames(bytes(SAMPLE_RATE * 2), block_ms)
+        """Blocks at the pace a microphone delivers them."""
+        began = time.perf_counter()
+        block_s = block_ms / 1000
+        speech = list(frames(bytes(int(SAMPLE_RATE * 0.3) * 2) + pcm, block_ms))
+        silence = list(frames(bytes(SAMPLE_RATE * 2), block_ms))
+        for index, block in enumerate(speech + silence):
+            if index == len(speech):
+                timeline.reset()  # the speech has ended: times below count from here
+            time.sleep(max(0.0, began + index * block_s - time.perf_counter()))
+            yield block
 
     for _ in device.listen(blocks()):
         pass
+
+
+def _without_trailing_silence(pcm: bytes, floor: int = 200) -> bytes:
+    """``pcm`` cut after its last sample louder than ``floor`` (espeak-ng pads with silence)."""
+    samples = np.frombuffer(pcm, dtype=np.int16)
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > floor)
+    return samples[: int(loud[-1]) + 1].tobytes() if loud.size else pcm
 
 
 def _device(
@@ -140,12 +158,10 @@ def _device(
     spoken = _Spoken()
     report = timeline.reporter(device_id)
 
-    def on_announce(event: AnnounceEvent) -> None:
-        if event.kind in ("started", "printed") and event.message_id:
-            report(f"announces: {event.text!r}")
-        spoken(event)
+    def show(line: str) -> None:
+        report(line.replace("[announce] ", "announces: ").replace("[prompt] ", "says to its user: "))
 
-    device = Device(settings, understander=understander, report=report, on_announce=on_announce)
+    device = Device(settings, understander=understander, report=report, on_announce=spoken, show=show)
     return device, spoken
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from pulse import PORTAUDIO_DEVICE, SPEAKER_SOURCE, PulseServer
 
-from voicehello.announce.speaker import DRIVER_NAME, AnnounceEvent, Announcer, install_driver
+from voicehello.announce.speaker import DRIVER_NAME, AnnounceEvent, Announcer, install_driver, match_voice
 from voicehello.audio.sources import read_wav
 from voicehello.bus.messages import Message, Sender, new_message
 from voicehello.config import AnnounceSettings
@@ -73,7 +73,9 @@ class Events:
         with self._changed:
             self._changed.wait_for(lambda: found() is not None, timeout_s)
             event = found()
-        assert event is not None, f"no {kind} event for {message_id} within {timeout_s:g} s: {self.items}"
+        assert event is not None, (
+            f"no {kind} event for {message_id} within {timeout_s:g} s; last: {self.items[-8:]}"
+        )
         return event
 
     def kinds(self, message_id: str) -> list[str]:
@@ -190,7 +192,7 @@ def test_an_announcement_is_spoken_into_the_speaker(
         started = events.wait_for("started", message.id)
         finished = events.wait_for("finished", message.id)
         recording.tail()
-    assert events.kinds(message.id) == ["started", "finished"]
+    assert events.kinds(message.id) == ["handed", "started", "finished"]
     assert started.text == sentence("wheelbarrow")
     assert started.t - submitted < 3.0, "publish -> TTS start took too long"
     assert 1.0 < finished.t - started.t < 8.0
@@ -255,6 +257,33 @@ def test_a_hung_engine_is_restarted_and_submit_never_blocks(
     with pytest.raises(ProcessLookupError):
         os.kill(hung_pid, 0)  # the hung child is gone (killed and reaped)
     assert sum(e.kind == "dropped" and e.reason.endswith("is muted") for e in events.items) == 500
+
+
+@pytest.mark.usefixtures("speaker_listener")
+def test_rate_volume_and_voice_settings_are_honoured(
+    pulse: PulseServer, caplog: pytest.LogCaptureFixture, announcer: Callable[..., tuple[Announcer, Events]]
+) -> None:
+    caplog.set_level(logging.WARNING, logger="voicehello.announce.speaker")
+    measured = {}
+    for name, settings in {
+        "fast and soft": {"rate_wpm": 320, "volume": 0.3, "voice": "en-gb"},
+        "slow and loud": {"rate_wpm": 110, "volume": 1.0, "voice": "no-such-voice"},
+    }.items():
+        voice, events = announcer(**settings)
+        message = borrow("ladder")
+        with Recording(pulse) as recording:
+            voice.submit(message, sentence("ladder"))
+            events.wait_for("finished", message.id)
+            recording.tail()
+        audio = samples(recording.path)  # type: ignore[arg-type]
+        measured[name] = (voiced_seconds(audio, threshold=100), float(np.percentile(np.abs(audio), 99.5)))
+        voice.stop()
+    (fast_s, soft_peak), (slow_s, loud_peak) = measured["fast and soft"], measured["slow and loud"]
+    assert slow_s > 2 * fast_s, measured
+    assert loud_peak > 2 * soft_peak, measured
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("no-such-voice" in warning for warning in warnings), warnings
+    assert not any("en-gb" in warning for warning in warnings), warnings
 
 
 def test_a_waiting_announcement_can_be_cancelled(announcer: Callable[..., tuple[Announcer, Events]]) -> None:
@@ -353,3 +382,18 @@ def test_the_driver_keeps_every_sample_in_memory(tmp_path: Path) -> None:
         expected = wav.getnframes()
     assert len(pcm) // 2 == pytest.approx(expected, rel=0.02)
     assert np.abs(np.frombuffer(pcm, dtype=np.int16)).max() > 3000
+
+
+def test_voices_are_matched_by_id_language_or_name() -> None:
+    voices = [
+        ("gmw/en", "English (Great Britain)", ["en-gb"]),
+        ("gmw/en-us", "English (America)", ["en-us"]),
+        ("roa/fr", "French", ["fr-fr"]),
+    ]
+    assert match_voice("en-us", voices) == "gmw/en-us"
+    assert match_voice("en-gb", voices) == "gmw/en"
+    assert match_voice("EN-US+f2", voices) == "gmw/en-us+f2"
+    assert match_voice("gmw/en", voices) == "gmw/en"
+    assert match_voice("french", voices) == "roa/fr"
+    assert match_voice("klingon", voices) is None
+    assert match_voice("", voices) is None

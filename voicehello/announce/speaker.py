@@ -44,7 +44,9 @@ from voicehello.errors import SpeakerError
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal["queued", "dropped", "started", "finished", "restarted", "printed"]
+EventKind = Literal["queued", "dropped", "handed", "started", "finished", "restarted", "printed"]
+"""``handed``: the text went to the text-to-speech engine (synthesis starts); ``started``: its
+first audio block (the chime, when there is one) goes out."""
 
 SAMPLE_RATE = 22_050
 """espeak-ng's output: 22.05 kHz mono int16."""
@@ -68,6 +70,10 @@ SPOKEN_PREFIX = "Neighbor."
 """Said first when ``prefix = "spoken"``."""
 PRINT_TAG = "[announce]"
 PROMPT_TAG = "[prompt]"
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)
 
 
 @dataclass(frozen=True)
@@ -148,7 +154,28 @@ def resolve_output_device(spec: str | None) -> int | None:
         exact = [d for d in matches if str(d["name"]).lower() == wanted.lower()]
         if matches:
             return int((exact or matches)[0]["index"])
-    raise NoOutputError(f"unknown audio output device '{wanted}'; run `voicehello devices` to list them")
+    names = ", ".join(f"{d['index']}: {d['name']}" for d in devices) or "none"
+    raise NoOutputError(f"unknown audio output device '{wanted}' (outputs: {names})")
+
+
+def match_voice(wanted: str, voices: list[tuple[str, str, list[str]]]) -> str | None:
+    """The espeak voice id for ``wanted`` (an id like ``gmw/en-us``, its last part ``en-us``, a
+    language like ``en-gb`` or a voice name), keeping a ``+variant`` (``en-us+f2``); None if unknown.
+
+    ``voices`` are (id, name, languages) as pyttsx3 lists them."""
+    base, plus, variant = wanted.strip().partition("+")
+    key = base.strip().lower()
+    rules: list[Callable[[str, str, list[str]], bool]] = [
+        lambda vid, _name, _langs: vid.lower() == key,
+        lambda vid, _name, _langs: vid.lower().rsplit("/", 1)[-1] == key,
+        lambda _vid, _name, langs: key in (lang.lower() for lang in langs),
+        lambda _vid, name, _langs: name.lower() == key,
+    ]
+    for rule in rules:
+        for voice_id, name, languages in voices:
+            if key and rule(voice_id, name, languages):
+                return voice_id + plus + variant
+    return None
 
 
 def _driver_class() -> type:
@@ -165,6 +192,11 @@ def _driver_class() -> type:
             self._synthesized = threading.Event()
             self._player = player
             super().__init__(proxy)
+
+        def stop(self) -> None:
+            """Nothing to cancel: each utterance is synthesized and played before ``runAndWait``
+            returns. (pyttsx3 calls this at the end of every run loop; espeak-ng's ``Cancel``
+            would also discard rate and volume changes still queued in its command FIFO.)"""
 
         def _start_synthesis(self, text: str) -> None:
             self._proxy.setBusy(True)
@@ -224,13 +256,26 @@ class _ChildVoice:
         self.rate = SAMPLE_RATE
         self.device = resolve_output_device(settings.output_device)
         self.sd = _sounddevice()
+        if self.device is None:
+            try:
+                self.sd.query_devices(kind="output")
+            except self.sd.PortAudioError as exc:
+                raise NoOutputError(f"no default audio output device ({exc})") from exc
         self.chime_audio = chime(settings.volume)
         install_driver(self.play)
         import pyttsx3
 
         self.engine: Any = pyttsx3.init(driverName=DRIVER_NAME)
         self.engine.connect("error", self._on_error)
-        self.engine.setProperty("voice", settings.voice)
+        voices = [
+            (str(v.id), str(v.name), [str(lang) for lang in v.languages])
+            for v in self.engine.getProperty("voices")
+        ]
+        voice_id = match_voice(settings.voice, voices)
+        if voice_id is None:
+            self.send("warning", f"voice {settings.voice!r} not found; using the default voice")
+        else:
+            self.engine.setProperty("voice", voice_id)
         self.engine.setProperty("rate", settings.rate_wpm)
         self.engine.setProperty("volume", settings.volume)
         self.engine.runAndWait()  # nothing to say: applies the properties now
@@ -358,7 +403,7 @@ class _Child:
             self._post(("child", self.generation, ("exited",)))
             self.conn.close()
 
-    def send(self, job: tuple[int, str, bool]) -> bool:
+    def send(self, job: tuple[int, str, bool] | None) -> bool:
         """Hand a job to the child; False when it is gone."""
         try:
             self.conn.send(job)
@@ -374,7 +419,7 @@ class _Child:
 
     def close(self, timeout_s: float) -> None:
         """Ask the child to exit; kill it if it does not within ``timeout_s``."""
-        self.send(None)  # type: ignore[arg-type]
+        self.send(None)
         self.process.join(timeout=timeout_s)
         self.kill()
 
@@ -396,8 +441,11 @@ class Announcer:
         on_event: Callable[[AnnounceEvent], None] | None = None,
         clock: Callable[[], float] = time.time,
         policy: AnnouncePolicy | None = None,
+        show: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.show = show or _print_line
+        """Where printed announcements go (``output = "print"`` or ``"both"``); stdout by default."""
         self.on_event = on_event
         self.clock = clock
         self.policy = policy or AnnouncePolicy(settings, clock)
@@ -495,7 +543,7 @@ class Announcer:
                     item = self._inbox.get(timeout=self._wait_s())
                 except queue.Empty:
                     item = None
-                if item == _STOP:
+                if item is _STOP:
                     self._inbox.task_done()
                     break
                 with self._changed:
@@ -609,7 +657,7 @@ class Announcer:
         if job.printed:
             return
         job.printed = True
-        print(f"{PROMPT_TAG if job.message is None else PRINT_TAG} {job.text}", flush=True)
+        self.show(f"{PROMPT_TAG if job.message is None else PRINT_TAG} {job.text}")
         self._emit("printed", job.message_id, job.text)
 
     def _send(self, job: _Job) -> None:
@@ -624,6 +672,8 @@ class Announcer:
         self._current = job
         if not self._child.send((job.number, spoken, with_chime)):
             self._engine_failed("the text-to-speech engine is gone")
+            return
+        self._emit("handed", job.message_id, job.text)
 
     def _child_report(self, generation: int, report: tuple[Any, ...]) -> None:
         child = self._child

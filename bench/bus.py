@@ -1,0 +1,371 @@
+"""voicehello bus benchmark: latency, fan-out and a burst, on a real Mosquitto over loopback.
+
+Usage (from the checkout)::
+
+    .venv/bin/python bench/bus.py               # full run, refreshes README.md
+    .venv/bin/python bench/bus.py --quick --no-readme
+
+What it measures, all in this one process against a private Mosquitto (``EmbeddedBroker``):
+
+1. publish -> received: one message at a time from one device to another (QoS 1);
+2. publish -> TTS start: a neighbor's device (``app.Device`` with its ``Announcer``) receives a
+   message, phrases it and hands it to the text-to-speech engine ("handed": synthesis not
+   included), then the first audio block goes out ("audio": synthesis of the whole sentence
+   included). The speaker is a PulseAudio null sink of a private PulseAudio daemon;
+3. fan-out: one request to 50 listening devices (50 MQTT connections);
+4. a burst of 1,000 messages from one neighbor to a device: every message reaches the device
+   (QoS 1, nothing lost), the per-neighbor rate limit holds, and a message from another
+   neighbor sent in the middle of the burst is still announced promptly.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+for extra in (PROJECT_DIR, PROJECT_DIR / "tests" / "integration"):
+    if str(extra) not in sys.path:  # `python bench/bus.py` puts only bench/ on the path
+        sys.path.insert(0, str(extra))
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import io  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from dataclasses import dataclass, field, replace  # noqa: E402
+
+from bench import report  # noqa: E402
+from bench.measure import median, percentile  # noqa: E402
+from bench.report import Row  # noqa: E402
+from voicehello.announce.speaker import AnnounceEvent  # noqa: E402
+from voicehello.app import Device  # noqa: E402
+from voicehello.bus.broker import EmbeddedBroker  # noqa: E402
+from voicehello.bus.messages import Message, Sender, new_message  # noqa: E402
+from voicehello.bus.mqtt import BusClient  # noqa: E402
+from voicehello.config import AnnounceSettings, BusSettings, DeviceSettings, Settings  # noqa: E402
+
+README = PROJECT_DIR / "README.md"
+MARKERS = ("<!-- bench-bus:start -->", "<!-- bench-bus:end -->")
+MAYA = Sender("bench-maya", "Maya at number 12")
+LEE = Sender("bench-lee", "Lee")
+WAIT_S = 30.0
+
+
+@dataclass
+class Results:
+    """Everything measured, in milliseconds unless named otherwise."""
+
+    received_ms: list[float] = field(default_factory=list)
+    handed_ms: list[float] = field(default_factory=list)
+    audio_ms: list[float] = field(default_factory=list)
+    fanout_ms: list[float] = field(default_factory=list)
+    """Per receiver and request: publish -> received."""
+    fanout_last_ms: list[float] = field(default_factory=list)
+    """Per request: publish -> received by the last of the receivers."""
+    fanout_listeners: int = 0
+    fanout_expected: int = 0
+    fanout_delivered: int = 0
+    burst_sent: int = 0
+    burst_delivered: int = 0
+    burst_announced: int = 0
+    burst_rate_limited: int = 0
+    burst_s: float = 0.0
+    burst_other_ms: float = float("nan")
+    """A message from another neighbor during the burst: publish -> handed to the voice (or printed)."""
+    rate_limit: str = ""
+
+
+def percentiles(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    return f"{median(values):.1f} / {percentile(values, 0.95):.1f}"
+
+
+class Waiter:
+    """Collects (id -> perf_counter time) of events and wakes whoever waits for one."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self.changed = threading.Condition()
+
+    def note(self, key: str) -> None:
+        with self.changed:
+            self.times.setdefault(key, time.perf_counter())
+            self.changed.notify_all()
+
+    def wait(self, key: str, timeout_s: float = WAIT_S) -> float:
+        with self.changed:
+            if not self.changed.wait_for(lambda: key in self.times, timeout_s):
+                raise TimeoutError(f"{key} did not arrive within {timeout_s:g} s")
+            return self.times[key]
+
+    def count(self, prefix: str) -> int:
+        with self.changed:
+            return sum(1 for key in self.times if key.startswith(prefix))
+
+
+def client(
+    bus: BusSettings, device_id: str, on_message: Callable[[Message], None], *, listen: bool = True
+) -> BusClient:
+    bus_client = BusClient(bus, DeviceSettings(id=device_id, name=device_id), on_message, listen=listen)
+    bus_client.start()
+    if not bus_client.wait_connected(WAIT_S):
+        raise RuntimeError(f"{device_id} could not connect")
+    return bus_client
+
+
+def measure_received(bus: BusSettings, rounds: int, results: Results) -> None:
+    arrived = Waiter()
+    receiver = client(bus, "bench-sam", lambda message: arrived.note(message.id))
+    sender = client(bus, MAYA.device, lambda _m: None, listen=False)
+    try:
+        for index in range(rounds + 10):
+            message = new_message(MAYA, "borrow_item", {"item": "ladder"}, "can i borrow a ladder")
+            started = time.perf_counter()
+            sender.publish(message)
+            took = (arrived.wait(message.id) - started) * 1000
+            if index >= 10:  # the first few warm up the connections
+                results.received_ms.append(took)
+    finally:
+        sender.stop()
+        receiver.stop()
+
+
+def device_settings(bus: BusSettings, announce: AnnounceSettings, device_id: str = "bench-sam") -> Settings:
+    return Settings(device=DeviceSettings(id=device_id, name="Sam"), bus=bus, announce=announce)
+
+
+def measure_tts_start(bus: BusSettings, rounds: int, results: Results) -> None:
+    handed, audio, finished = Waiter(), Waiter(), Waiter()
+
+    def on_event(event: AnnounceEvent) -> None:
+        target = {"handed": handed, "started": audio, "finished": finished}.get(event.kind)
+        if target is not None and event.message_id:
+            target.note(event.message_id)
+
+    announce = AnnounceSettings(output="speaker", output_device="pulse", rate_limit=10_000, prefix="chime")
+    device = Device(device_settings(bus, announce), on_announce=on_event)
+    device.start()
+    sender = client(bus, MAYA.device, lambda _m: None, listen=False)
+    try:
+        if not device.bus.wait_connected(WAIT_S):
+            raise RuntimeError("the announcing device could not connect")
+        for index in range(rounds + 2):
+            message = new_message(MAYA, "say_hello", {}, "say hello")
+            started = time.perf_counter()
+            sender.publish(message)
+            handed_at = handed.wait(message.id)
+            audio_at = audio.wait(message.id)
+            finished.wait(message.id)
+            if index >= 2:  # the first starts the engine
+                results.handed_ms.append((handed_at - started) * 1000)
+                results.audio_ms.append((audio_at - started) * 1000)
+    finally:
+        sender.stop()
+        device.stop()
+
+
+def measure_fanout(bus: BusSettings, listeners: int, requests: int, results: Results) -> None:
+    arrived = Waiter()
+
+    def arrival(number: int) -> Callable[[Message], None]:
+        return lambda message: arrived.note(f"{message.id}/{number}")
+
+    receivers = [client(bus, f"bench-n{number:02d}", arrival(number)) for number in range(listeners)]
+    sender = client(bus, MAYA.device, lambda _m: None, listen=False)
+    try:
+        for _ in range(requests):
+            message = new_message(MAYA, "borrow_item", {"item": "ladder"}, "can i borrow a ladder")
+            started = time.perf_counter()
+            sender.publish(message)
+            times = []
+            for number in range(listeners):
+                with contextlib.suppress(TimeoutError):
+                    times.append((arrived.wait(f"{message.id}/{number}", 10.0) - started) * 1000)
+            results.fanout_ms.extend(times)
+            if len(times) == listeners:
+                results.fanout_last_ms.append(max(times))
+        results.fanout_listeners = listeners
+        results.fanout_expected = listeners * requests
+        results.fanout_delivered = arrived.count("")
+    finally:
+        sender.stop()
+        for receiver in receivers:
+            receiver.stop()
+
+
+def measure_burst(bus: BusSettings, size: int, results: Results) -> None:
+    announced, limited, received = Waiter(), Waiter(), Waiter()
+
+    def on_event(event: AnnounceEvent) -> None:
+        if event.kind in ("printed", "handed") and event.message_id:
+            announced.note(event.message_id)
+        elif event.kind == "dropped" and "rate" in event.reason:
+            limited.note(event.message_id)
+
+    announce = AnnounceSettings(output="print")
+    results.rate_limit = f"{announce.rate_limit} per {announce.rate_window_s:g} s per neighbor"
+    device = Device(device_settings(bus, announce, "bench-sam"), on_announce=on_event)
+    original = device._on_bus_message  # count every delivery, then let the device handle it
+
+    def counting(message: Message) -> None:
+        received.note(message.id)
+        original(message)
+
+    device.bus = BusClient(bus, device.settings.device, counting)
+    device.start()
+    maya = client(bus, MAYA.device, lambda _m: None, listen=False)
+    lee = client(bus, LEE.device, lambda _m: None, listen=False)
+    try:
+        if not device.bus.wait_connected(WAIT_S):
+            raise RuntimeError("the receiving device could not connect")
+        burst = [
+            new_message(MAYA, "borrow_item", {"item": "ladder"}, "can i borrow a ladder") for _ in range(size)
+        ]
+        other = new_message(LEE, "say_hello", {}, "say hello")
+        started = time.perf_counter()
+        for index, message in enumerate(burst):
+            maya.publish(message)
+            if index == size // 2:
+                other_started = time.perf_counter()
+                lee.publish(other)
+        results.burst_other_ms = (announced.wait(other.id) - other_started) * 1000
+        received.wait(burst[-1].id)
+        deadline = time.monotonic() + WAIT_S
+        while received.count("") < size + 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        results.burst_s = time.perf_counter() - started
+        device.announcer.wait_idle(WAIT_S)
+        ids = {message.id for message in burst}
+        results.burst_sent = size
+        results.burst_delivered = sum(1 for key in received.times if key in ids)
+        results.burst_announced = sum(1 for key in announced.times if key in ids)
+        results.burst_rate_limited = sum(1 for key in limited.times if key in ids)
+    finally:
+        maya.stop()
+        lee.stop()
+        device.stop()
+
+
+@contextlib.contextmanager
+def private_pulseaudio(workdir: Path) -> Iterator[None]:
+    """The tests' private PulseAudio daemon (null sinks), so TTS has a speaker to play into."""
+    from pulse import PulseServer  # type: ignore[import-not-found]  # tests/integration/pulse.py
+
+    server = PulseServer(workdir)
+    server.start()
+    # an idle null sink renders in 2 s chunks; a low-latency reader keeps it real-time
+    listener = subprocess.Popen(
+        ["parec", "--device=vh_speaker.monitor", "--latency-msec=20", "--raw"],
+        env=server.tool_env(),
+        stdout=subprocess.DEVNULL,
+    )
+    saved = dict(os.environ)
+    os.environ.update(server.client_env())
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        listener.terminate()
+        listener.wait(timeout=10)
+        server.stop()
+
+
+def rows(results: Results) -> list[Row]:
+    handed = median(results.handed_ms) if results.handed_ms else float("nan")
+    lost = results.fanout_expected - results.fanout_delivered
+    burst_lost = results.burst_sent - results.burst_delivered
+    return [
+        Row("publish → received, median / p95", f"{percentiles(results.received_ms)} ms"),
+        Row(
+            "publish → TTS start (handed to the engine), median / p95",
+            f"{percentiles(results.handed_ms)} ms",
+            "median ≤ 50 ms",
+            report.check(handed, 50.0, at_least=False),
+        ),
+        Row(
+            "publish → first audio out (synthesis included), median / p95",
+            f"{percentiles(results.audio_ms)} ms",
+        ),
+        Row(
+            f"fan-out to {results.fanout_listeners} devices: each device, median / p95",
+            f"{percentiles(results.fanout_ms)} ms",
+        ),
+        Row("fan-out: last device reached, median / p95", f"{percentiles(results.fanout_last_ms)} ms"),
+        Row(
+            "fan-out: delivered",
+            f"{results.fanout_delivered}/{results.fanout_expected}",
+            "nothing lost",
+            "pass" if lost == 0 and results.fanout_expected else "short",
+        ),
+        Row(
+            f"burst of {results.burst_sent}: delivered to the device",
+            f"{results.burst_delivered}/{results.burst_sent} in {results.burst_s:.2f} s",
+            "nothing lost",
+            "pass" if burst_lost == 0 and results.burst_sent else "short",
+        ),
+        Row(
+            "burst: announced / stopped by the rate limit",
+            f"{results.burst_announced} / {results.burst_rate_limited} ({results.rate_limit})",
+        ),
+        Row("burst: another neighbor's message, publish → announced", f"{results.burst_other_ms:.1f} ms"),
+    ]
+
+
+def machine_line() -> str:
+    facts = report.machine()
+    commit = subprocess.run(
+        ["git", "-C", str(PROJECT_DIR), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return (
+        f"{facts['cpu']}, {facts['cores']} cores, {facts['os']}, Python {facts['python']}, "
+        f"Mosquitto over loopback, commit {commit or 'unknown'}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    args = parser.parse_args(argv)
+    rounds, tts_rounds, requests, burst = (30, 3, 3, 200) if args.quick else (300, 20, 20, 1000)
+    results = Results()
+    with (
+        tempfile.TemporaryDirectory(prefix="voicehello-bench-bus-") as workdir,
+        EmbeddedBroker(Path(workdir) / "broker") as broker,
+    ):
+        host, port = broker.address
+        bus = BusSettings(host=host, port=port, pod="bench")
+        print(f"broker on {host}:{port}", flush=True)
+        measure_received(bus, rounds, results)
+        print(f"publish -> received: {percentiles(results.received_ms)} ms (median / p95)", flush=True)
+        (Path(workdir) / "pulse").mkdir()
+        with private_pulseaudio(Path(workdir) / "pulse"):
+            measure_tts_start(bus, tts_rounds, results)
+        print(f"publish -> TTS start: {percentiles(results.handed_ms)} ms", flush=True)
+        measure_fanout(replace(bus, pod="bench-fanout"), 50, requests, results)
+        print(f"fan-out: {results.fanout_delivered}/{results.fanout_expected} delivered", flush=True)
+        with contextlib.redirect_stdout(io.StringIO()):  # the rate-limited burst's printed announcements
+            measure_burst(replace(bus, pod="bench-burst"), burst, results)
+    table = rows(results)
+    print()
+    print(report.text_table(table))
+    where = machine_line()
+    print(f"\n{where}")
+    if not args.no_readme:
+        section = f"Measured by `bench/bus.py` on {where}.\n\n{report.markdown_table(table)}"
+        print(report.update_readme(README, section, MARKERS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
