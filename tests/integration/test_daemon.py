@@ -151,6 +151,7 @@ def test_a_spoken_reply_is_announced_to_the_requester(
     )
     line = maya_daemon.wait_for("stdout", announced("Sam can lend you a ladder"), STEP_TIMEOUT_S)
     assert line is not None, maya_daemon.transcript()
+    assert not any("asks to borrow" in line for line in maya_daemon.stdout), "own request announced back"
     assert maya_daemon.terminate() == 0
     assert sam_daemon.terminate() == 0
 

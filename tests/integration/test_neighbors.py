@@ -1,0 +1,143 @@
+"""Devices (``app.Device``: bus + policy + announcer) on a real Mosquitto that is restarted in
+the middle of a burst: every unexpired request is announced exactly once by each neighbor,
+nothing expired is announced, and a device never announces its own messages.
+
+Announcements are printed (``output = "print"``) into a list, so the test sees exactly what
+each device would have spoken; the pyttsx3 voice itself is tested in test_speaker.py."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from voicehello.announce.speaker import AnnounceEvent
+from voicehello.app import Device
+from voicehello.bus.broker import EmbeddedBroker
+from voicehello.bus.messages import Message, new_message
+from voicehello.config import AnnounceSettings, BusSettings, DeviceSettings, Settings
+
+pytestmark = pytest.mark.integration
+
+WAIT_S = 30.0
+PER_PHASE = 25
+
+
+class Heard:
+    """What one device announced: message ids in order, and the printed lines."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+
+    def on_event(self, event: AnnounceEvent) -> None:
+        if event.kind == "printed" and event.message_id:
+            with self.changed:
+                self.ids.append(event.message_id)
+                self.changed.notify_all()
+
+    def show(self, line: str) -> None:
+        with self.changed:
+            self.lines.append(line)
+
+    def wait_for(self, count: int, timeout_s: float = WAIT_S) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: len(self.ids) >= count, timeout_s)
+
+
+def make_device(broker: EmbeddedBroker, device_id: str, name: str, heard: Heard) -> Device:
+    host, port = broker.address
+    settings = Settings(
+        device=DeviceSettings(id=device_id, name=name),
+        bus=BusSettings(host=host, port=port, pod="restart-street", reconnect_min_s=0.2, reconnect_max_s=1.0),
+        announce=AnnounceSettings(output="print", rate_limit=10_000),
+    )
+    return Device(settings, on_announce=heard.on_event, show=heard.show)
+
+
+@pytest.fixture
+def street(fresh_broker: EmbeddedBroker) -> Iterator[dict[str, tuple[Device, Heard]]]:
+    devices: dict[str, tuple[Device, Heard]] = {}
+    for device_id, name in (("maya-12", "Maya at number 12"), ("sam-4", "Sam"), ("lee-9", "Lee")):
+        heard = Heard()
+        devices[device_id] = (make_device(fresh_broker, device_id, name, heard), heard)
+    for device, _ in devices.values():
+        device.start()
+    for device, _ in devices.values():
+        assert device.bus.wait_connected(WAIT_S)
+    yield devices
+    for device, _ in devices.values():
+        device.stop()
+
+
+def burst(device: Device, count: int, ttl_s: float | None = None) -> list[Message]:
+    messages = [
+        new_message(device.sender, "borrow_item", {"item": "ladder"}, "can i borrow a ladder", ttl_s=ttl_s)
+        for _ in range(count)
+    ]
+    for message in messages:
+        device.bus.publish(message)
+    return messages
+
+
+def test_restart_in_a_burst_announces_each_unexpired_request_once(
+    fresh_broker: EmbeddedBroker, street: dict[str, tuple[Device, Heard]]
+) -> None:
+    maya, maya_heard = street["maya-12"]
+    sent = burst(maya, PER_PHASE)
+    fresh_broker.stop()  # in the middle of the burst: some are in flight, the rest wait in the outbox
+    sent += burst(maya, PER_PHASE)
+    short_lived = burst(maya, 5, ttl_s=1.0)
+    time.sleep(1.5)  # the short-lived ones expire while the broker is down
+    fresh_broker.restart()
+    sent += burst(maya, PER_PHASE)
+    assert maya.bus.flush(WAIT_S), "maya's outbox did not empty after the restart"
+    expected = {message.id for message in sent}
+    for device_id in ("sam-4", "lee-9"):
+        _, heard = street[device_id]
+        assert heard.wait_for(len(expected)), f"{device_id} announced {len(heard.ids)} of {len(expected)}"
+    time.sleep(1.0)  # anything late (a duplicate, an expired message) would show up now
+    for device_id in ("sam-4", "lee-9"):
+        _, heard = street[device_id]
+        counts = Counter(heard.ids)
+        assert set(counts) == expected, f"{device_id}: wrong set of announcements"
+        assert max(counts.values()) == 1, f"{device_id} announced a message twice"
+        assert not {message.id for message in short_lived} & set(counts)
+        assert all(line == "[announce] Maya at number 12 asks to borrow a ladder" for line in heard.lines)
+    assert maya_heard.ids == [], "maya announced her own messages"
+
+
+def test_a_muted_neighbor_is_not_announced(fresh_broker: EmbeddedBroker) -> None:
+    heard = Heard()
+    host, port = fresh_broker.address
+    settings = Settings(
+        device=DeviceSettings(id="sam-4", name="Sam"),
+        bus=BusSettings(host=host, port=port, pod="mute-street"),
+        announce=AnnounceSettings(output="print", mute=("maya-12",)),
+    )
+    sam = Device(settings, on_announce=heard.on_event, show=heard.show)
+    maya = make_device(fresh_broker, "maya-12", "Maya", Heard())
+    lee = make_device(fresh_broker, "lee-9", "Lee", Heard())
+    maya.bus = type(maya.bus)(settings.bus, maya.settings.device, lambda _m: None, listen=False)
+    lee.bus = type(lee.bus)(settings.bus, lee.settings.device, lambda _m: None, listen=False)
+    for device in (sam, maya, lee):
+        device.bus.start()
+    sam.announcer.start()
+    try:
+        assert sam.bus.wait_connected(WAIT_S)
+        [muted] = burst(maya, 1)
+        lee_hello = new_message(lee.sender, "say_hello", {}, "say hello")
+        lee.bus.publish(lee_hello)
+        assert heard.wait_for(1)
+        time.sleep(0.5)
+        assert heard.ids == [lee_hello.id]
+        assert heard.lines == ["[announce] Lee says hello"]
+        assert muted.id not in heard.ids
+    finally:
+        for device in (sam, maya, lee):
+            device.bus.stop()
+        sam.announcer.stop()
