@@ -2,7 +2,8 @@
 # Install everything voicehello needs on Debian (as root), then run one job:
 #   bash scripts/setup.sh demo    install, then run the main job
 #   bash scripts/setup.sh test    install, then lint, type-check and run the whole test suite
-#   bash scripts/setup.sh bench   install, then run the benchmark and refresh the README's numbers
+#   bash scripts/setup.sh bench   install, then run the speech benchmark and refresh the README's numbers
+#   bash scripts/setup.sh bench-bus install, then run the bus/announcement benchmark (README numbers)
 #   bash scripts/setup.sh install install only
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,5 +59,6 @@ case "$job" in
     echo "==> pytest"; exec .venv/bin/python -m pytest "$@"
     ;;
   bench) exec .venv/bin/python bench/run.py "$@" ;;
-  *) echo "usage: bash scripts/setup.sh [install|demo|test|bench]" >&2; exit 2 ;;
+  bench-bus) exec .venv/bin/python bench/bus.py "$@" ;;
+  *) echo "usage: bash scripts/setup.sh [install|demo|test|bench|bench-bus]" >&2; exit 2 ;;
 esac
