@@ -219,7 +219,8 @@ def measure_burst(bus: BusSettings, size: int, results: Results) -> None:
 
     device.bus = BusClient(bus, device.settings.device, counting)
     device.start()
-    maya = client(bus, MAYA.device, lambda _m: None, listen=False)
+    # the flooding neighbor's outbox must hold the whole burst (the default holds 500)
+    maya = client(replace(bus, outbox_limit=2 * size), MAYA.device, lambda _m: None, listen=False)
     lee = client(bus, LEE.device, lambda _m: None, listen=False)
     try:
         if not device.bus.wait_connected(WAIT_S):
