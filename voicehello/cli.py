@@ -19,6 +19,7 @@ from typing import Any
 
 from voicehello import __version__
 from voicehello.config import Settings, load_settings
+from voicehello import cli_broker, cli_pods
 from voicehello.errors import BusError, ConfigError, VoicehelloError
 
 log = logging.getLogger(__name__)
@@ -363,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     _add_device_commands(sub, common, engine)
+    cli_broker.register(sub, common)
+    cli_pods.register(sub, common)
 
     p = sub.add_parser("transcribe", parents=[common, engine], help="turn WAV files into intents")
     p.add_argument("--json", action="store_true", help="one JSON object per line")

@@ -21,6 +21,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_DIR / "config" / "voicehello.toml"
 DEFAULT_CATALOG_FILE = PROJECT_DIR / "config" / "intents.yaml"
 DEFAULT_MODELS_DIR = PROJECT_DIR / "models"
+DEFAULT_KEYS_DIR = Path(os.path.expanduser("~/.config/voicehello"))
 
 Engine = Literal["auto", "vosk", "pocketsphinx"]
 
@@ -158,6 +159,16 @@ class ConversationSettings:
 
 
 @dataclass(frozen=True)
+class PrivacySettings:
+    """Keys, pods and how strictly neighbors' messages are checked."""
+
+    keys_dir: Path = DEFAULT_KEYS_DIR
+    """This device's signing key and its pods (owner-only permissions): the only place voicehello writes."""
+    timestamp_window_s: float = 300.0
+    """A message whose timestamp is further than this from this device's clock is refused."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """All voicehello settings."""
 
@@ -168,6 +179,7 @@ class Settings:
     bus: BusSettings = field(default_factory=BusSettings)
     announce: AnnounceSettings = field(default_factory=AnnounceSettings)
     conversation: ConversationSettings = field(default_factory=ConversationSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
 
 T = TypeVar("T")
@@ -268,6 +280,8 @@ def _validate_network(settings: Settings) -> None:
     talk = settings.conversation
     if talk.confirm_window_s <= 0 or talk.reply_window_s <= 0:
         raise ConfigError("conversation windows must be above 0 seconds")
+    if not 5 <= settings.privacy.timestamp_window_s <= 3600:
+        raise ConfigError("privacy.timestamp_window_s must be 5..3600")
 
 
 SECTIONS: dict[str, type] = {
@@ -278,6 +292,7 @@ SECTIONS: dict[str, type] = {
     "bus": BusSettings,
     "announce": AnnounceSettings,
     "conversation": ConversationSettings,
+    "privacy": PrivacySettings,
 }
 
 
