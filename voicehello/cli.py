@@ -17,9 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from voicehello import __version__
+from voicehello import __version__, cli_broker, cli_pods
 from voicehello.config import Settings, load_settings
-from voicehello import cli_broker, cli_pods
 from voicehello.errors import BusError, ConfigError, VoicehelloError
 
 log = logging.getLogger(__name__)
