@@ -433,6 +433,11 @@ class BusClient:
         self._events.put(_Acked(mid, str(reason) if reason.is_failure else None))
 
     def _on_mqtt_message(self, _client: mqtt.Client, _userdata: Any, incoming: mqtt.MQTTMessage) -> None:
+        self.receive(incoming)
+
+    def receive(self, incoming: mqtt.MQTTMessage) -> None:
+        """Handle one incoming MQTT message as the network thread does: check it, then deliver
+        it or drop it with one log line. Never raises (public so that it can be fuzzed)."""
         try:
             self._receive(incoming)
         except Exception:
