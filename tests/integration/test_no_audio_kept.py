@@ -18,13 +18,23 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from pulse import PORTAUDIO_DEVICE, PulseServer
+
+from voicehello.bus import topics
+from voicehello.bus.broker import EmbeddedBroker
+from voicehello.bus.messages import Sender, new_message
 
 pytestmark = pytest.mark.integration
 
@@ -381,3 +391,129 @@ def test_listen_on_the_microphone_keeps_no_audio(
     assert_only_the_language_model_was_written(sandbox, report)
     assert report["network"] == [], report["network"]
     assert_nothing_left_behind(sandbox)
+
+
+def test_a_spoken_exchange_through_the_daemon_keeps_no_audio(
+    spawn_voicehello: Callable[..., Any],
+    sandbox: Sandbox,
+    pulse: PulseServer,
+    espeak: Any,
+    mosquitto: EmbeddedBroker,
+) -> None:
+    """``voicehello run`` under the audit hook: a request is spoken, read back, confirmed by
+    voice and sent; a neighbor's reply comes back and is announced. Nothing but the language
+    model file is written, the only connection is to the broker, and what went over the bus is
+    the confirmed words and nothing else."""
+    host, port = mosquitto.address
+    config = sandbox.inputs / "voicehello.toml"
+    config.write_text(
+        f'[device]\nid = "maya-12"\nname = "Maya at number 12"\n'
+        f'[bus]\nhost = "{host}"\nport = {port}\npod = "audit-street"\n'
+        f'[audio]\ninput_device = "{PORTAUDIO_DEVICE}"\n[announce]\noutput = "print"\n',
+        encoding="utf-8",
+    )
+    sandbox.before = sandbox.snapshot()  # the config file is ours, not the daemon's
+    bus = BusWatcher(mosquitto, "voicehello/v1/audit-street/#")
+    try:
+        daemon = spawn_voicehello(
+            "-vv",
+            "run",
+            "--config",
+            config,
+            command=[sys.executable, "-c", DRIVER],
+            env=sandbox.env(),
+            cwd=sandbox.cwd,
+        )
+        ready = daemon.wait_for("stderr", lambda line: "connected to the broker" in line, 40)
+        assert ready is not None, daemon.transcript()
+        pulse.play(espeak("hey neighbor, can I borrow a ladder please"))
+        assert daemon.wait_for("stdout", lambda line: "Ask your neighbors" in line, 30), daemon.transcript()
+        pulse.play(espeak("yes, send it"))
+        sent_line = daemon.wait_for("stdout", lambda line: line.startswith("sent: borrow_item"), 30)
+        assert sent_line is not None, daemon.transcript()
+        request = bus.wait_for_intent("borrow_item")
+        sam = Sender("sam-4", "Sam")
+        reply = new_message(sam, "reply_yes", {}, "yes i can lend it", in_reply_to=request["id"])
+        bus.publish(topics.intent_topic("audit-street", sam.device, "reply_yes"), reply.to_json())
+        assert daemon.wait_for("stdout", lambda line: "Sam can lend you a ladder" in line, 30), (
+            daemon.transcript()
+        )
+        assert daemon.terminate() == 0, daemon.transcript()
+    finally:
+        bus.close()
+    heard = [line for line in daemon.stdout if line.startswith("heard: ")]
+    said = [line for line in heard if "borrow_item" in line]
+    assert len(said) == 1, heard
+    confirmed = said[0].split("'")[1]  # heard: 'hey neighbor can i borrow a ladder please' -> ...
+    for topic, payload in bus.messages:
+        assert len(payload) < 4096, f"{len(payload)} bytes on {topic}"
+        if topic.endswith("/status"):
+            assert payload in (topics.ONLINE, topics.OFFLINE)
+            continue
+        text = payload.decode("utf-8")
+        assert_no_audio_in_text(text, f"the payload on {topic}")
+        if "/maya-12/" in topic:
+            data = json.loads(text)
+            assert set(data) == {
+                "v",
+                "id",
+                "ts",
+                "expires",
+                "from",
+                "kind",
+                "intent",
+                "slots",
+                "text",
+                "in_reply_to",
+            }
+            assert data["text"] in confirmed, (data["text"], confirmed)
+            assert data["text"] == "can i borrow a ladder please"
+    assert_logs_are_clean("\n".join(daemon.stderr))
+    report = sandbox.report()
+    assert_only_the_language_model_was_written(sandbox, report)
+    connects = [args for event, args in report["network"] if event == "socket.connect"]
+    to_broker = [args for args in connects if f"('{host}', {port})" in args]
+    assert to_broker, f"the audit hook saw no connection to the broker: {connects}"
+    # paho builds its wake-up socket pair by binding 127.0.0.1:0 and connecting to itself
+    self_pairs = [
+        args for event, args in report["network"] if event == "socket.bind" and "('127.0.0.1', 0)" in args
+    ]
+    others = [args for args in connects if args not in to_broker]
+    assert all("('127.0.0.1', " in args for args in others), others
+    assert len(others) <= len(self_pairs), f"connections beyond the broker: {others}"
+    assert_nothing_left_behind(sandbox)
+
+
+class BusWatcher:
+    """A raw MQTT client that records every payload on a topic filter and can publish."""
+
+    def __init__(self, broker: EmbeddedBroker, topic_filter: str) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"watcher-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
+        )
+        self.client.on_message = lambda _c, _u, message: self.messages.append(
+            (message.topic, bytes(message.payload))
+        )
+        self.client.connect(*broker.address)
+        self.client.subscribe(topic_filter, qos=1)
+        self.client.loop_start()
+
+    def wait_for_intent(self, intent: str, timeout_s: float = 20.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for topic, payload in list(self.messages):
+                if topic.endswith(f"/intent/{intent}"):
+                    found: dict[str, Any] = json.loads(payload)
+                    return found
+            time.sleep(0.05)
+        raise AssertionError(f"no {intent} on the bus: {[topic for topic, _ in self.messages]}")
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.MessageExpiryInterval = 600
+        self.client.publish(topic, payload, qos=1, properties=properties).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
