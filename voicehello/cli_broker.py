@@ -1,10 +1,122 @@
-"""``voicehello broker init / add-device / grant: the hardened Mosquitto``."""
+"""``voicehello broker init / add-device / grant / revoke``: the hardened Mosquitto."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+
+from voicehello.bus import hardening
+
+log = logging.getLogger(__name__)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write a CA, a server certificate, a password file, an ACL and ``mosquitto.conf``."""
+    files = hardening.init_broker(args.dir, list(args.host or []), args.port, force=args.force)
+    print(f"wrote a hardened broker to {files.directory}:")
+    print(f"  CA certificate (give it to every device): {files.ca_cert}")
+    print(f"  server certificate for {', '.join(files.hostnames)}: {files.server_cert}")
+    print(f"  password file, ACL: {files.password_file}, {files.acl_file}")
+    print(f"  config (TLS on port {files.port}): {files.conf}")
+    print("add devices with: voicehello broker add-device NAME --dir " + str(files.directory))
+    print(f"start it with: mosquitto -c {files.conf}")
+    return 0
+
+
+def cmd_add_device(args: argparse.Namespace) -> int:
+    """Add a device; print its credentials and the settings it needs."""
+    directory = Path(args.dir).absolute()
+    creds = hardening.add_device(directory, args.name, list(args.pod or [hardening.DEFAULT_POD]))
+    host = args.host or _first_hostname(directory)
+    port = args.port or _configured_port(directory)
+    print(f"device {creds.name} may read pods: {', '.join(creds.pods)}")
+    print(f"username: {creds.name}")
+    print(f"password: {creds.password}")
+    print(f"copy {directory / hardening.CA_CERT} to the device and paste into its config/voicehello.toml:")
+    print()
+    print(hardening.config_snippet(creds, host, port, directory / hardening.CA_CERT), end="")
+    return 0
+
+
+def cmd_grant(args: argparse.Namespace) -> int:
+    """Let a device read one more pod."""
+    hardening.grant(Path(args.dir), args.name, args.pod)
+    print(f"device {args.name} may now read pod {args.pod}")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    """Remove a device's password and grants."""
+    hardening.revoke(Path(args.dir), args.name)
+    print(f"device {args.name} revoked")
+    return 0
+
+
+def _first_hostname(directory: Path) -> str:
+    """The first name on the server certificate (the one given first to ``broker init``)."""
+    try:
+        text = (directory / hardening.SERVER_CERT).read_bytes()
+        names = x509.load_pem_x509_certificate(text).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        )
+        first = names.value[0]
+        return str(first.value)
+    except (OSError, ValueError, IndexError, x509.ExtensionNotFound):
+        return "localhost"
+
+
+def _configured_port(directory: Path) -> int:
+    """The listener port of ``mosquitto.conf`` (8883 when it cannot be read)."""
+    try:
+        for line in (directory / hardening.CONF_FILE).read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "listener" and parts[1].isdigit():
+                return int(parts[1])
+    except OSError:
+        pass
+    return hardening.DEFAULT_PORT
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add the subcommands to the ``voicehello`` parser (placeholder until built)."""
+    """Add ``broker init/add-device/grant/revoke`` to the ``voicehello`` parser."""
+    broker = sub.add_parser("broker", help="set up a hardened Mosquitto (TLS, passwords, ACLs)")
+    actions = broker.add_subparsers(dest="broker_command", metavar="ACTION", required=True)
+
+    p = actions.add_parser("init", parents=[common], help="write a CA, certificates and mosquitto.conf")
+    p.add_argument("dir", type=Path, metavar="DIR", help="directory for the broker's files")
+    p.add_argument(
+        "--host",
+        action="append",
+        metavar="NAME",
+        help="host name or address devices use (repeatable; localhost and 127.0.0.1 are always added)",
+    )
+    p.add_argument("--port", type=int, default=hardening.DEFAULT_PORT, help="TLS port (default 8883)")
+    p.add_argument("--force", action="store_true", help="replace a broker already in DIR")
+    p.set_defaults(func=cmd_init)
+
+    p = actions.add_parser("add-device", parents=[common], help="give a device a password and pods")
+    p.add_argument("name", metavar="NAME", help="device id (its user name on the broker)")
+    p.add_argument("--dir", type=Path, required=True, help="the broker's directory")
+    p.add_argument(
+        "--pod", action="append", metavar="POD", help="pod it may read (repeatable; default street)"
+    )
+    p.add_argument(
+        "--host", metavar="H", help="broker host for the snippet (default: first certificate name)"
+    )
+    p.add_argument("--port", type=int, help="broker port for the snippet (default: from mosquitto.conf)")
+    p.set_defaults(func=cmd_add_device)
+
+    p = actions.add_parser("grant", parents=[common], help="let a device read one more pod")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("pod", metavar="POD")
+    p.add_argument("--dir", type=Path, required=True, help="the broker's directory")
+    p.set_defaults(func=cmd_grant)
+
+    p = actions.add_parser("revoke", parents=[common], help="remove a device's password and grants")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--dir", type=Path, required=True, help="the broker's directory")
+    p.set_defaults(func=cmd_revoke)

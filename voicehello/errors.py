@@ -52,3 +52,16 @@ class BusError(VoicehelloError):
 
 class SpeakerError(VoicehelloError):
     """The text-to-speech engine or the audio output failed."""
+
+
+class PrivacyError(VoicehelloError):
+    """Keys or pods cannot be read, written or trusted (bad permissions, unknown pod)."""
+
+
+class InviteError(PrivacyError):
+    """An invite code is garbled, mistyped (bad checksum) or expired."""
+
+
+class EnvelopeError(PrivacyError):
+    """A sealed payload cannot be opened: bad shape, not a member, bad signature, unknown
+    sender, replayed or outside the timestamp window."""

@@ -4,7 +4,8 @@
 ``mosquitto -c mosquitto.conf`` as a child process on a loopback port. Persistence is on
 (in the work directory), so subscriber sessions and the messages queued for them survive a
 graceful :meth:`~EmbeddedBroker.stop` and :meth:`~EmbeddedBroker.restart`. Anonymous
-clients are allowed for now.
+clients are allowed, unless the broker is made with :meth:`EmbeddedBroker.hardened`: then it
+runs from a :mod:`voicehello.bus.hardening` directory (TLS, passwords, ACL).
 """
 
 from __future__ import annotations
@@ -17,15 +18,21 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
+from voicehello.bus import hardening
+from voicehello.config import BusSettings
 from voicehello.errors import BusError
 
 log = logging.getLogger(__name__)
 
 FALLBACK_BINARY = Path("/usr/sbin/mosquitto")
 CONF_NAME = "mosquitto.conf"
+HARDENED_CONF_NAME = "embedded.conf"
+"""The config of a hardened embedded broker (``mosquitto.conf`` is left as ``broker init`` wrote it)."""
 LOG_NAME = "mosquitto.log"
 STDERR_NAME = "mosquitto.stderr"
 DB_NAME = "mosquitto.db"
@@ -103,11 +110,42 @@ def _accepts(host: str, port: int) -> bool:
 class EmbeddedBroker:
     """A Mosquitto child process with its own config, database and log in ``workdir``."""
 
-    def __init__(self, workdir: Path, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, host: str = "127.0.0.1", *, tls_dir: Path | None = None
+    ) -> None:
         self.workdir = Path(workdir)
         self.host = host
         self._port = port
         self._process: subprocess.Popen[bytes] | None = None
+        self.tls_dir = Path(tls_dir).absolute() if tls_dir is not None else None
+        """A :func:`~voicehello.bus.hardening.init_broker` directory: run hardened from it."""
+        self.credentials: dict[str, hardening.DeviceCredentials] = {}
+        """Devices added by :meth:`hardened`, by name."""
+
+    @classmethod
+    def hardened(
+        cls,
+        workdir: Path,
+        devices: Iterable[str] = (),
+        pods: Sequence[str] = (hardening.DEFAULT_POD,),
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+    ) -> EmbeddedBroker:
+        """A TLS broker with passwords and ACLs in ``workdir`` (made by ``init_broker`` if needed).
+
+        Each of ``devices`` not yet known is added with read access to ``pods``; the passwords
+        of the ones added are in :attr:`credentials`. Clients need :attr:`ca_file`.
+        """
+        directory = Path(workdir).absolute()
+        if not (directory / hardening.CONF_FILE).exists():
+            hardening.init_broker(directory, [host])
+        broker = cls(directory, port, host, tls_dir=directory)
+        known = hardening.load_devices(directory)
+        for name in devices:
+            if name not in known:
+                broker.credentials[name] = hardening.add_device(directory, name, list(pods))
+        return broker
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -126,6 +164,24 @@ class EmbeddedBroker:
     def pid(self) -> int | None:
         """The mosquitto process id while it runs."""
         return self._process.pid if self.running and self._process is not None else None
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA certificate clients must trust (hardened brokers only)."""
+        return self.tls_dir / hardening.CA_CERT if self.tls_dir is not None else None
+
+    def bus_settings(self, device: str, pod: str = hardening.DEFAULT_POD, **overrides: object) -> BusSettings:
+        """Settings for ``device`` (added by :meth:`hardened`) to connect to this running broker."""
+        host, port = self.address
+        settings = BusSettings(host=host, port=port, pod=pod)
+        if self.tls_dir is not None:
+            creds = self.credentials.get(device)
+            if creds is None:
+                raise BusError(f"no credentials for device {device!r} on this broker")
+            settings = replace(
+                settings, tls=True, ca_file=self.ca_file, username=creds.name, password=creds.password
+            )
+        return replace(settings, **overrides)  # type: ignore[arg-type]
 
     @property
     def log_file(self) -> Path:
@@ -218,8 +274,7 @@ class EmbeddedBroker:
     def _launch(self, binary: Path, port: int, timeout_s: float) -> None:
         """Start one mosquitto process on ``port``; raise :class:`BusError` if it fails."""
         _check_port_free(self.host, port)  # mosquitto would quietly share a port that is taken
-        conf = self.workdir / CONF_NAME
-        conf.write_text(render_config(self.workdir, self.host, port), encoding="utf-8")
+        conf = self._write_config(port)
         stderr = (self.workdir / STDERR_NAME).open("wb")
         try:
             self._process = subprocess.Popen(
@@ -236,6 +291,22 @@ class EmbeddedBroker:
             self.kill()
             raise BusError(f"mosquitto failed to start on {self.host}:{port}: {self._last_log_line()}")
         log.info("mosquitto running on %s:%d (pid %d)", self.host, port, self._process.pid)
+
+    def _write_config(self, port: int) -> Path:
+        """Write the config for a start on ``port``; its path."""
+        if self.tls_dir is None:
+            conf = self.workdir / CONF_NAME
+            conf.write_text(render_config(self.workdir, self.host, port), encoding="utf-8")
+            return conf
+        conf = self.workdir / HARDENED_CONF_NAME
+        text = hardening.render_conf(self.tls_dir, port, host=self.host)
+        if self.workdir != self.tls_dir:  # database and log stay in the work directory
+            text = text.replace(
+                f"persistence_location {self.tls_dir}/", f"persistence_location {self.workdir}/"
+            )
+            text = text.replace(f"log_dest file {self.tls_dir}/", f"log_dest file {self.workdir}/")
+        conf.write_text(text, encoding="utf-8")
+        return conf
 
     def _wait_ready(self, port: int, timeout_s: float) -> bool:
         """Poll until the port accepts connections; False if mosquitto exits or time runs out."""
