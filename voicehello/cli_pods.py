@@ -3,8 +3,104 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import time
 from typing import Any
+
+from voicehello.config import Settings, load_settings
+from voicehello.privacy.keys import DeviceKeys
+from voicehello.privacy.pods import Pod, PodStore, clock_time
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOURS = 24.0
+
+
+def _store(args: argparse.Namespace) -> tuple[Settings, PodStore]:
+    settings = load_settings(args.config)
+    return settings, PodStore(settings.privacy.keys_dir)
+
+
+def _ends(pod: Pod) -> str:
+    """When the pod ends, for people."""
+    return "never expires" if pod.expires is None else f"expires at {clock_time(pod.expires)}"
+
+
+def _left(pod: Pod, now: float) -> str:
+    """Time left, e.g. ``23h59m`` or ``never``."""
+    if pod.expires is None:
+        return "never"
+    minutes = max(0, int((pod.expires - now) // 60))
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def cmd_pod_create(args: argparse.Namespace) -> int:
+    """Create a pod and print its invite code."""
+    settings, store = _store(args)
+    DeviceKeys.load_or_create(settings.privacy.keys_dir)
+    hours = None if args.forever else (DEFAULT_HOURS if args.hours is None else args.hours)
+    bus = settings.bus
+    pod = store.create(args.name, hours, bus.host, bus.port, bus.tls)
+    print(store.invite(pod))
+    print(f"pod {pod.name} ({pod.id}) {_ends(pod)}; share the code above with your neighbors")
+    return 0
+
+
+def cmd_pod_join(args: argparse.Namespace) -> int:
+    """Join the pod of an invite code."""
+    settings, store = _store(args)
+    DeviceKeys.load_or_create(settings.privacy.keys_dir)
+    pod = store.join(" ".join(args.code))
+    broker = f"{pod.host}:{pod.port}" if pod.host else "this device's broker"
+    print(f"joined pod {pod.name} ({pod.id}), {_ends(pod)}; meets on {broker}")
+    return 0
+
+
+def cmd_pod_list(args: argparse.Namespace) -> int:
+    """List the current pods (forgetting finished ones)."""
+    _, store = _store(args)
+    pods = store.list()
+    if not pods:
+        print("no pods; create one with `voicehello pod create NAME` or join one with an invite")
+        return 0
+    now = time.time()
+    print(f"{'NAME':32s} {'ID':16s} {'EXPIRES IN':>10s} MEMBERS")
+    for pod in pods:
+        print(f"{pod.name:32s} {pod.id:16s} {_left(pod, now):>10s} {len(pod.roster)}")
+    return 0
+
+
+def cmd_pod_leave(args: argparse.Namespace) -> int:
+    """Leave a pod: its key is deleted from this device."""
+    _, store = _store(args)
+    pod = store.leave(args.pod)
+    print(f"left pod {pod.name} ({pod.id}); its key is deleted")
+    return 0
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add the subcommands to the ``voicehello`` parser (placeholder until built)."""
+    """Add ``pod create / join / list / leave`` to the ``voicehello`` parser."""
+    pods = sub.add_parser("pod", help="circles of neighbors: create, join, list, leave").add_subparsers(
+        dest="pod_command", metavar="ACTION", required=True
+    )
+    p = pods.add_parser("create", parents=[common], help="create a pod and print its invite code")
+    p.add_argument("name", help="pod name: lower-case letters, digits and '-'")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--hours",
+        type=float,
+        help=f"how long the pod lasts (default {DEFAULT_HOURS:g}); then its key is deleted",
+    )
+    group.add_argument("--forever", action="store_true", help="a pod that never expires (the street)")
+    p.set_defaults(func=cmd_pod_create)
+
+    p = pods.add_parser("join", parents=[common], help="join a pod with an invite code")
+    p.add_argument("code", nargs="+", help="the invite code (vh1-...); spaces are ignored")
+    p.set_defaults(func=cmd_pod_join)
+
+    p = pods.add_parser("list", parents=[common], help="list pods: name, id, time left, members known")
+    p.set_defaults(func=cmd_pod_list)
+
+    p = pods.add_parser("leave", parents=[common], help="leave a pod and delete its key")
+    p.add_argument("pod", metavar="NAME_OR_ID")
+    p.set_defaults(func=cmd_pod_leave)

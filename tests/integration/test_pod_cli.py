@@ -1,0 +1,93 @@
+"""``voicehello pod create / join / list / leave`` through the installed console script."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from voicehello.privacy.pods import PodStore
+
+pytestmark = pytest.mark.integration
+
+Run = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+def _config(directory: Path, keys: str, bus: str = "") -> Path:
+    """A settings file whose keys live in ``directory/keys``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "voicehello.toml"
+    config.write_text(f'[privacy]\nkeys_dir = "{keys}"\n{bus}', encoding="utf-8")
+    return config
+
+
+def _env(config: Path) -> dict[str, str]:
+    return {"VOICEHELLO_CONFIG": str(config)}
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str], pattern: str) -> None:
+    assert result.returncode == 1, result
+    stderr = result.stderr
+    assert stderr.startswith("voicehello: "), stderr
+    assert stderr.count("\n") == 1, stderr
+    assert pattern in stderr, stderr
+
+
+def test_create_join_list_leave(voicehello: Run, tmp_path: Path) -> None:
+    alice = _config(tmp_path / "alice", "keys", '[bus]\nhost = "broker.local"\nport = 8883\ntls = true\n')
+    bob = _config(tmp_path / "bob", "keys")
+
+    created = voicehello("pod", "create", "dinner", "--hours", "3", env=_env(alice))
+    assert created.returncode == 0, created.stderr
+    code, about = created.stdout.splitlines()
+    assert code.startswith("vh1-")
+    assert " " not in code
+    assert "expires at" in about
+    keys = tmp_path / "alice" / "keys"
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o700
+    assert stat.S_IMODE((keys / "device.key").stat().st_mode) == 0o600
+
+    joined = voicehello("pod", "join", code, env=_env(bob))
+    assert joined.returncode == 0, joined.stderr
+    assert "joined pod dinner" in joined.stdout
+    assert "broker.local:8883" in joined.stdout
+
+    listings = [voicehello("pod", "list", env=_env(config)) for config in (alice, bob)]
+    for listing in listings:
+        assert listing.returncode == 0, listing.stderr
+        assert "dinner" in listing.stdout
+    pod_id = listings[0].stdout.splitlines()[1].split()[1]
+    assert pod_id in listings[1].stdout
+    assert list((tmp_path / "bob" / "keys" / "pods").iterdir()) == [
+        tmp_path / "bob" / "keys" / "pods" / f"{pod_id}.json"
+    ]
+
+    left = voicehello("pod", "leave", "dinner", env=_env(bob))
+    assert left.returncode == 0, left.stderr
+    assert "no pods" in voicehello("pod", "list", env=_env(bob)).stdout
+    _one_line_error(voicehello("pod", "leave", "dinner", env=_env(bob)), "no pod 'dinner'")
+
+
+def test_expired_invite_is_refused(voicehello: Run, tmp_path: Path) -> None:
+    old = PodStore(tmp_path / "old", clock=lambda: time.time() - 7200)
+    code = old.invite(old.create("party", 1, "", 1883, False))
+    bob = _config(tmp_path / "bob", "keys")
+    _one_line_error(voicehello("pod", "join", code, env=_env(bob)), "this invite expired at")
+
+
+@pytest.mark.parametrize("code", ["vh1-abcd-efgh", "hello", "vh1-zzzz-zzzz-zzzz-zzzz-zzzz-zzzz-zzzz"])
+def test_garbled_invite_is_refused(voicehello: Run, tmp_path: Path, code: str) -> None:
+    bob = _config(tmp_path / "bob", "keys")
+    _one_line_error(voicehello("pod", "join", code, env=_env(bob)), "invite")
+
+
+def test_typo_is_refused(voicehello: Run, tmp_path: Path) -> None:
+    alice = _config(tmp_path / "alice", "keys")
+    code = voicehello("pod", "create", "street", "--forever", env=_env(alice)).stdout.splitlines()[0]
+    position = len(code) // 2
+    typo = code[:position] + ("b" if code[position] != "b" else "c") + code[position + 1 :]
+    _one_line_error(voicehello("pod", "join", typo, env=_env(_config(tmp_path / "bob", "keys"))), "typo")
