@@ -1,0 +1,398 @@
+"""The hardened broker (``voicehello broker ...``) against a real Mosquitto, with no mocks.
+
+Raw paho clients check what the broker really allows (no voicehello code on their side);
+``BusClient`` checks that a device configured with its credentials and CA talks over it.
+Devices: ``maya`` and ``bob`` read pod ``street``; ``eve`` reads only pod ``garden``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from voicehello.bus import hardening
+from voicehello.bus.broker import EmbeddedBroker, find_mosquitto, free_port
+from voicehello.bus.messages import Message, Sender, new_message
+from voicehello.bus.mqtt import BusClient
+from voicehello.config import BusSettings, DeviceSettings, load_settings
+from voicehello.errors import BusError
+
+pytestmark = pytest.mark.integration
+
+WAIT_S = 10.0
+QUIET_S = 1.0
+"""How long to wait for something that must not arrive (after a sentinel that must)."""
+STREET, GARDEN = "street", "garden"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class Raw:
+    """A plain paho client (MQTT v5) recording its CONNACK, PUBACKs, SUBACKs and messages."""
+
+    def __init__(self, broker: EmbeddedBroker, username: str | None, password: str | None) -> None:
+        self.broker = broker
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"raw-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        self.connack: ReasonCode | None = None
+        self.acks: dict[int, ReasonCode | list[ReasonCode]] = {}
+        self.messages: list[tuple[str, bytes]] = []
+        self._changed = threading.Condition()
+        self.client.on_connect = self._on_connect
+        self.client.on_publish = self._on_publish
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+
+    def _note(self, action: Callable[[], None]) -> None:
+        with self._changed:
+            action()
+            self._changed.notify_all()
+
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        self._note(lambda: setattr(self, "connack", reason))
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
+        self._note(lambda: self.acks.__setitem__(mid, reason))
+
+    def _on_subscribe(self, _c: Any, _u: Any, mid: int, reasons: list[ReasonCode], _p: Any) -> None:
+        self._note(lambda: self.acks.__setitem__(mid, reasons))
+
+    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+        self._note(lambda: self.messages.append((message.topic, bytes(message.payload))))
+
+    def wait(self, predicate: Callable[[], bool], timeout: float = WAIT_S) -> bool:
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout)
+
+    def connect(self, *, tls: bool = True, ca_file: Path | None = None) -> ReasonCode | None:
+        """Connect; the CONNACK reason (``None``: the broker hung up without one)."""
+        if tls:
+            self.client.tls_set(ca_certs=str(ca_file or self.broker.ca_file))
+        host, port = self.broker.address
+        self.client.connect(host, port, keepalive=10)
+        self.client.loop_start()
+        self.wait(lambda: self.connack is not None, timeout=3.0)
+        return self.connack
+
+    def subscribe(self, topic: str) -> list[ReasonCode]:
+        _, mid = self.client.subscribe(topic, qos=1)
+        assert mid is not None
+        assert self.wait(lambda: mid in self.acks), "no SUBACK"
+        reasons = self.acks[mid]
+        assert isinstance(reasons, list)
+        return reasons
+
+    def publish(self, topic: str, payload: bytes) -> ReasonCode | None:
+        """Publish at QoS 1; the PUBACK reason (``None`` when none came)."""
+        info = self.client.publish(topic, payload, qos=1)
+        self.wait(lambda: info.mid in self.acks)
+        reason = self.acks.get(info.mid)
+        assert not isinstance(reason, list)
+        return reason
+
+    def received(self, payload: bytes) -> bool:
+        return any(got == payload for _, got in self.messages)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """A hardened Mosquitto on a free loopback port with maya, bob (street) and eve (garden)."""
+    broker = EmbeddedBroker.hardened(
+        tmp_path_factory.mktemp("hardened"), devices=["maya", "bob"], pods=[STREET]
+    )
+    assert broker.tls_dir is not None
+    broker.credentials["eve"] = hardening.add_device(broker.tls_dir, "eve", [GARDEN])
+    try:
+        broker.start()
+    except BusError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def raw(broker: EmbeddedBroker) -> Iterator[Callable[..., Raw]]:
+    """``raw(device=None, password=None)``: a connected raw client logged in as ``device``."""
+    made: list[Raw] = []
+
+    def make(device: str | None = None, password: str | None = None, *, connect: bool = True) -> Raw:
+        if device is not None and password is None:
+            password = broker.credentials[device].password
+        client = Raw(broker, device, password)
+        made.append(client)
+        if connect:
+            reason = client.connect()
+            assert reason is not None, f"{device} got no CONNACK"
+            assert not reason.is_failure, f"{device} refused: {reason}"
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def _refused(reason: ReasonCode | None) -> bool:
+    """True for a CONNACK/PUBACK reason code that says no."""
+    return reason is not None and reason.is_failure
+
+
+def _payload() -> bytes:
+    return f"test-{uuid.uuid4().hex}".encode()
+
+
+# --------------------------------------------------------------------------- who may connect
+
+
+def test_anonymous_and_wrong_password_are_refused(broker: EmbeddedBroker, raw: Callable[..., Raw]) -> None:
+    anonymous = raw(connect=False)
+    reason = anonymous.connect()
+    assert _refused(reason), reason
+    wrong = raw("maya", "not-the-password", connect=False)
+    reason = wrong.connect()
+    assert _refused(reason), reason
+    unknown = raw("mallory", broker.credentials["maya"].password, connect=False)
+    reason = unknown.connect()
+    assert _refused(reason), reason
+
+
+def test_plain_mqtt_gets_no_connection(broker: EmbeddedBroker, raw: Callable[..., Raw]) -> None:
+    plain = raw("maya", connect=False)
+    assert plain.connect(tls=False) is None  # TLS listener: the plain CONNECT is never answered
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # paho leaks the failed socket
+def test_a_client_trusting_another_ca_fails_verification(
+    broker: EmbeddedBroker, raw: Callable[..., Raw], tmp_path: Path
+) -> None:
+    _, other_ca = hardening.make_ca(datetime.datetime.now(datetime.UTC))
+    other = tmp_path / "other-ca.crt"
+    other.write_bytes(other_ca.public_bytes(serialization.Encoding.PEM))
+    client = raw("maya", connect=False)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        client.connect(ca_file=other)
+
+    host, port = broker.address
+    settings = BusSettings(
+        host=host, port=port, pod=STREET, tls=True, ca_file=other, username="maya",
+        password=broker.credentials["maya"].password, reconnect_min_s=0.2, reconnect_max_s=0.5,
+    )  # fmt: skip
+    bus = BusClient(settings, DeviceSettings(id="maya", name="Maya"), lambda _m: None)
+    bus.start()
+    try:
+        assert not bus.wait_connected(2.0), "connected to a broker whose certificate it cannot verify"
+    finally:
+        bus.stop()
+
+
+def test_hostname_is_verified(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """The certificate names localhost and 127.0.0.1, not this machine's other names."""
+    _, port = broker.address
+    context = ssl.create_default_context(cafile=str(broker.ca_file))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
+        pytest.raises(ssl.SSLCertVerificationError, match="mismatch"),
+    ):
+        context.wrap_socket(sock, server_hostname="attacker.example")
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
+        context.wrap_socket(sock, server_hostname="localhost") as tls,
+    ):
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
+
+
+# --------------------------------------------------------------------------- what devices may do
+
+
+def test_a_device_cannot_publish_as_another(raw: Callable[..., Raw]) -> None:
+    bob = raw("bob")
+    assert not bob.subscribe(f"voicehello/v1/{STREET}/#")[0].is_failure
+    maya = raw("maya")
+    forged, honest = _payload(), _payload()
+    for topic in (f"voicehello/v1/{STREET}/bob/intent/borrow_item", f"voicehello/v1/{STREET}/bob/status"):
+        reason = maya.publish(topic, forged)
+        # mosquitto 2.0 answers a denied QoS 1 publish with PUBACK "Not authorized" and drops it
+        assert _refused(reason), f"{topic}: {reason}"
+    assert maya.publish(f"voicehello/v1/{STREET}/maya/intent/borrow_item", honest) is not None
+    assert bob.wait(lambda: bob.received(honest)), "bob missed maya's own message"
+    time.sleep(QUIET_S)
+    assert not bob.received(forged), "a message forged as bob was delivered"
+
+
+def test_a_device_cannot_read_a_pod_it_was_not_granted(raw: Callable[..., Raw]) -> None:
+    eve = raw("eve")
+    street = eve.subscribe(f"voicehello/v1/{STREET}/#")[0]
+    assert not eve.subscribe(f"voicehello/v1/{GARDEN}/#")[0].is_failure
+    maya = raw("maya")
+    secret, sentinel = _payload(), _payload()
+    maya.publish(f"voicehello/v1/{STREET}/maya/intent/borrow_item", secret)
+    maya.publish(f"voicehello/v1/{GARDEN}/maya/intent/borrow_item", sentinel)
+    assert eve.wait(lambda: eve.received(sentinel)), "eve missed a message in her own pod"
+    time.sleep(QUIET_S)
+    assert not eve.received(secret), f"eve read pod street (SUBACK {street})"
+
+
+def test_add_grant_and_revoke_apply_to_the_running_broker(
+    broker: EmbeddedBroker, raw: Callable[..., Raw]
+) -> None:
+    assert broker.tls_dir is not None
+    broker.credentials["carol"] = hardening.add_device(broker.tls_dir, "carol", [GARDEN])  # SIGHUP
+    carol = _eventually_connected(raw, "carol")
+    maya = raw("maya")
+    carol.subscribe("voicehello/v1/yard/#")
+    before = _payload()
+    maya.publish("voicehello/v1/yard/maya/intent/borrow_item", before)
+    time.sleep(QUIET_S)
+    assert not carol.received(before), "carol read pod yard before it was granted"
+
+    hardening.grant(broker.tls_dir, "carol", "yard")
+    after = _payload()
+
+    def delivered() -> bool:
+        maya.publish("voicehello/v1/yard/maya/intent/borrow_item", after)
+        return carol.wait(lambda: carol.received(after), timeout=0.5)
+
+    assert any(delivered() for _ in range(20)), "the grant did not reach the running broker"
+
+    hardening.revoke(broker.tls_dir, "carol")
+    time.sleep(0.5)  # mosquitto reloads on SIGHUP between network loops
+    again = raw("carol", broker.credentials["carol"].password, connect=False)
+    reason = again.connect()
+    assert _refused(reason), reason
+
+
+def _eventually_connected(raw: Callable[..., Raw], device: str) -> Raw:
+    """``device`` connected, retrying while mosquitto reloads its password file."""
+    for _ in range(20):
+        client = raw(device, connect=False)
+        reason = client.connect()
+        if reason is not None and not reason.is_failure:
+            return client
+        client.close()
+        time.sleep(0.1)
+    pytest.fail(f"{device} could not connect after being added")
+
+
+# --------------------------------------------------------------------------- voicehello itself
+
+
+def test_bus_clients_round_trip_a_message_over_tls(broker: EmbeddedBroker) -> None:
+    received: list[Message] = []
+    arrived = threading.Event()
+
+    def on_message(message: Message) -> None:
+        received.append(message)
+        arrived.set()
+
+    fast = {"reconnect_min_s": 0.2, "reconnect_max_s": 0.5}
+    bob = BusClient(
+        broker.bus_settings("bob", STREET, **fast), DeviceSettings(id="bob", name="Bob"), on_message
+    )
+    maya = BusClient(
+        broker.bus_settings("maya", STREET, **fast), DeviceSettings(id="maya", name="Maya"), lambda _m: None
+    )
+    try:
+        bob.start()
+        maya.start()
+        assert bob.wait_connected(WAIT_S)
+        assert maya.wait_connected(WAIT_S)
+        message = new_message(Sender("maya", "Maya"), "borrow_item", {"item": "ladder"}, "test ladder")
+        maya.publish(message)
+        assert arrived.wait(WAIT_S), "bob did not get maya's message"
+        assert received[0].id == message.id
+        assert received[0].sender.device == "maya"
+    finally:
+        maya.stop()
+        bob.stop()
+
+
+def test_bus_client_with_a_wrong_password_does_not_connect(broker: EmbeddedBroker) -> None:
+    settings = broker.bus_settings("maya", STREET, password="wrong", reconnect_min_s=0.2, reconnect_max_s=0.5)
+    bus = BusClient(settings, DeviceSettings(id="maya", name="Maya"), lambda _m: None)
+    bus.start()
+    try:
+        assert not bus.wait_connected(2.0)
+    finally:
+        bus.stop()
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def _wait_port(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "mosquitto exited"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"mosquitto did not listen on {port}")
+
+
+def test_cli_init_add_device_and_the_snippet_connects(voicehello: Any, tmp_path: Path) -> None:
+    directory, port = tmp_path / "broker", free_port("127.0.0.1")
+    init = voicehello("broker", "init", directory, "--host", "kitchen.local", "--port", port)
+    assert init.returncode == 0, init.stderr
+    assert f"mosquitto -c {directory / 'mosquitto.conf'}" in init.stdout
+    added = voicehello("broker", "add-device", "maya", "--dir", directory, "--host", "localhost")
+    assert added.returncode == 0, added.stderr
+    snippet = added.stdout[added.stdout.index("[device]") :]
+    config = tmp_path / "voicehello.toml"
+    config.write_text(snippet, encoding="utf-8")
+    settings = load_settings(config)
+    assert (settings.bus.host, settings.bus.port, settings.bus.tls) == ("localhost", port, True)
+    assert f"password: {settings.bus.password}" in added.stdout
+
+    process = subprocess.Popen(
+        [str(find_mosquitto()), "-c", str(directory / "mosquitto.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port, process)
+        bus = BusClient(settings.bus, settings.device, lambda _m: None)
+        bus.start()
+        try:
+            assert bus.wait_connected(WAIT_S), (directory / "mosquitto.log").read_text()
+        finally:
+            bus.stop()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_cli_errors_are_one_line(voicehello: Any, tmp_path: Path) -> None:
+    assert voicehello("broker", "init", tmp_path / "b").returncode == 0
+    again = voicehello("broker", "init", tmp_path / "b")
+    assert again.returncode == 1
+    assert again.stderr.strip().count("\n") == 0
+    assert again.stderr.startswith("voicehello: ")
+    assert "already holds a broker" in again.stderr
+    bad = voicehello("broker", "add-device", "Not/OK", "--dir", tmp_path / "b")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("voicehello: device name"), bad.stderr

@@ -1,0 +1,134 @@
+"""The hardened broker's files: certificates, modes, ACL and the device's settings snippet."""
+
+from __future__ import annotations
+
+import ipaddress
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from voicehello.bus import hardening
+from voicehello.config import load_settings
+from voicehello.errors import VoicehelloError
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _cert(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> hardening.BrokerFiles:
+    """A broker initialised for ``kitchen.local`` and ``192.168.1.20``."""
+    return hardening.init_broker(tmp_path / "broker", ["kitchen.local", "192.168.1.20"], port=8884)
+
+
+def test_init_writes_private_files_and_a_tls_only_config(files: hardening.BrokerFiles) -> None:
+    assert _mode(files.directory) == 0o700
+    for key in (files.ca_key, files.server_key, files.password_file, files.acl_file):
+        assert _mode(key) == 0o600, key
+    assert files.password_file.read_text() == ""
+    conf = files.conf.read_text().splitlines()
+    for line in (
+        "listener 8884",
+        f"cafile {files.ca_cert}",
+        f"certfile {files.server_cert}",
+        f"keyfile {files.server_key}",
+        "tls_version tlsv1.2",
+        "allow_anonymous false",
+        f"password_file {files.password_file}",
+        f"acl_file {files.acl_file}",
+        f"persistence_location {files.directory}/",
+        "persistent_client_expiration 1h",
+        "max_queued_messages 10000",
+        f"pid_file {files.directory / hardening.PID_FILE}",
+    ):
+        assert line in conf
+    assert "allow_anonymous true" not in conf
+
+
+def test_server_certificate_names_every_host_and_is_signed_by_the_ca(files: hardening.BrokerFiles) -> None:
+    ca, server = _cert(files.ca_cert), _cert(files.server_cert)
+    assert isinstance(ca.public_key(), ec.EllipticCurvePublicKey)
+    assert ca.public_key().curve.name == "secp256r1"  # type: ignore[union-attr]
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert (ca.not_valid_after_utc - ca.not_valid_before_utc).days >= 3650
+    server.verify_directly_issued_by(ca)  # raises if not signed by the CA
+    san = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(san.get_values_for_type(x509.DNSName)) == {"kitchen.local", "localhost"}
+    assert set(san.get_values_for_type(x509.IPAddress)) == {
+        ipaddress.ip_address("192.168.1.20"),
+        ipaddress.ip_address("127.0.0.1"),
+    }
+    usage = server.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.SERVER_AUTH in usage
+    assert not server.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+
+
+def test_init_refuses_a_directory_with_a_broker_unless_forced(files: hardening.BrokerFiles) -> None:
+    before = files.ca_cert.read_bytes()
+    with pytest.raises(VoicehelloError, match="already holds a broker") as caught:
+        hardening.init_broker(files.directory, [])
+    assert "\n" not in str(caught.value)
+    assert files.ca_cert.read_bytes() == before
+    hardening.init_broker(files.directory, [], force=True)
+    assert files.ca_cert.read_bytes() != before
+
+
+def test_acl_lets_devices_write_as_themselves_and_read_granted_pods(files: hardening.BrokerFiles) -> None:
+    creds = hardening.add_device(files.directory, "maya", ["street", "garden"])
+    hardening.add_device(files.directory, "bob", [])
+    hardening.grant(files.directory, "bob", "garden")
+    assert creds.pods == ("street", "garden")
+    assert len(creds.password) >= 24
+    acl = files.acl_file.read_text()
+    assert "pattern write voicehello/v1/+/%u/#" in acl
+    assert "user maya\ntopic read voicehello/v1/garden/#\ntopic read voicehello/v1/street/#" in acl
+    assert "user bob\ntopic read voicehello/v1/garden/#\ntopic read voicehello/v1/street/#" in acl
+    passwd = files.password_file.read_text()
+    assert passwd.startswith("bob:") or "\nbob:" in passwd
+    assert creds.password not in passwd  # only a hash
+    assert _mode(files.acl_file) == 0o600
+
+    hardening.revoke(files.directory, "maya")
+    assert "maya" not in files.acl_file.read_text()
+    assert "maya:" not in files.password_file.read_text()
+    assert hardening.load_devices(files.directory) == {"bob": ["street", "garden"]}
+
+
+@pytest.mark.parametrize("name", ["Maya", "maya/#", "+", "", "a" * 33, "maya\nuser admin"])
+def test_bad_device_names_are_refused(files: hardening.BrokerFiles, name: str) -> None:
+    with pytest.raises(VoicehelloError, match="device name"):
+        hardening.add_device(files.directory, name, ["street"])
+    assert hardening.load_devices(files.directory) == {}
+
+
+def test_devices_need_a_broker_and_unique_names(tmp_path: Path, files: hardening.BrokerFiles) -> None:
+    with pytest.raises(VoicehelloError, match="no broker"):
+        hardening.add_device(tmp_path / "nothing", "maya", ["street"])
+    hardening.add_device(files.directory, "maya", ["street"])
+    with pytest.raises(VoicehelloError, match="already exists"):
+        hardening.add_device(files.directory, "maya", ["street"])
+    with pytest.raises(VoicehelloError, match="unknown device"):
+        hardening.grant(files.directory, "bob", "street")
+    with pytest.raises(VoicehelloError, match="pod"):
+        hardening.grant(files.directory, "maya", "Bad Pod")
+
+
+def test_config_snippet_loads_as_voicehello_settings(files: hardening.BrokerFiles, tmp_path: Path) -> None:
+    creds = hardening.add_device(files.directory, "maya", ["garden", "street"])
+    config = tmp_path / "voicehello.toml"
+    config.write_text(hardening.config_snippet(creds, "kitchen.local", 8884, files.ca_cert), encoding="utf-8")
+    settings = load_settings(config)
+    assert settings.device.id == "maya"
+    bus = settings.bus
+    assert (bus.host, bus.port, bus.pod, bus.tls) == ("kitchen.local", 8884, "garden", True)
+    assert bus.ca_file == files.ca_cert
+    assert (bus.username, bus.password) == ("maya", creds.password)

@@ -1,0 +1,462 @@
+"""A hardened Mosquitto for the street: TLS, one password per device, topic ACLs.
+
+:func:`init_broker` writes everything a broker needs into one directory (mode 0700):
+
+* ``ca.crt``/``ca.key``: a local CA (EC P-256, 10 years) that devices trust (``bus.ca_file``);
+* ``server.crt``/``server.key``: the broker's certificate, signed by that CA, valid for every
+  host name and address given plus ``localhost`` and ``127.0.0.1``;
+* ``passwd``: Mosquitto's password file (hashes written by ``mosquitto_passwd``);
+* ``acl``: each device writes only under its own id (``voicehello/v1/<pod>/<device>/...``) and
+  reads only the pods it was granted; ``devices.json`` keeps the grants the ACL is made from;
+* ``mosquitto.conf``: a TLS listener, no anonymous clients, persistence in the directory.
+
+:func:`add_device`, :func:`grant` and :func:`revoke` change the password file and the ACL, then
+make a running broker reload them (SIGHUP).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import logging
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from voicehello.bus.topics import ROOT
+from voicehello.config import DEVICE_ID
+from voicehello.errors import VoicehelloError
+
+log = logging.getLogger(__name__)
+
+CA_CERT, CA_KEY = "ca.crt", "ca.key"
+SERVER_CERT, SERVER_KEY = "server.crt", "server.key"
+PASSWORD_FILE = "passwd"
+ACL_FILE = "acl"
+DEVICES_FILE = "devices.json"
+CONF_FILE = "mosquitto.conf"
+PID_FILE = "mosquitto.pid"
+LOG_FILE = "mosquitto.log"
+DB_FILE = "mosquitto.db"
+DEFAULT_PORT = 8883
+DEFAULT_POD = "street"
+VALIDITY = datetime.timedelta(days=3650)
+ALWAYS_NAMES = ("localhost", "127.0.0.1")
+PASSWD_FALLBACK = Path("/usr/bin/mosquitto_passwd")
+MARKER_FILES = (CONF_FILE, CA_KEY, PASSWORD_FILE, ACL_FILE)
+"""Any of these means the directory already holds a broker."""
+
+
+class HardeningError(VoicehelloError):
+    """The hardened broker's files cannot be made or changed."""
+
+
+@dataclass(frozen=True)
+class BrokerFiles:
+    """Where :func:`init_broker` wrote a broker."""
+
+    directory: Path
+    ca_cert: Path
+    ca_key: Path
+    server_cert: Path
+    server_key: Path
+    password_file: Path
+    acl_file: Path
+    conf: Path
+    port: int
+    hostnames: tuple[str, ...]
+
+    @classmethod
+    def of(cls, directory: Path, port: int = DEFAULT_PORT, hostnames: Iterable[str] = ()) -> BrokerFiles:
+        """The file layout of the broker in ``directory``."""
+        return cls(
+            directory=directory,
+            ca_cert=directory / CA_CERT,
+            ca_key=directory / CA_KEY,
+            server_cert=directory / SERVER_CERT,
+            server_key=directory / SERVER_KEY,
+            password_file=directory / PASSWORD_FILE,
+            acl_file=directory / ACL_FILE,
+            conf=directory / CONF_FILE,
+            port=port,
+            hostnames=tuple(hostnames),
+        )
+
+
+@dataclass(frozen=True)
+class DeviceCredentials:
+    """What a device needs to log in (the password is shown once and never stored in clear)."""
+
+    name: str
+    password: str
+    pods: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------- certificates
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to a file only its owner can read (mode 0600 from the start)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.chmod(path, 0o600)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _san(names: Iterable[str]) -> x509.SubjectAlternativeName:
+    """DNS names and IP addresses, deduplicated, in order."""
+    entries: list[x509.GeneralName] = []
+    for name in dict.fromkeys(names):
+        try:
+            entries.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            entries.append(x509.DNSName(name))
+    return x509.SubjectAlternativeName(entries)
+
+
+def make_ca(now: datetime.datetime) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A self-signed CA key and certificate (EC P-256, valid 10 years)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "voicehello street CA")])
+    public = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def make_server_cert(
+    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, names: list[str], now: datetime.datetime
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A server key and certificate for ``names`` (DNS names or IP addresses), signed by the CA."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY)
+        .add_extension(_san(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return key, cert
+
+
+# --------------------------------------------------------------------------- config
+
+
+def render_conf(directory: Path, port: int, *, host: str | None = None, pid_file: Path | None = None) -> str:
+    """The ``mosquitto.conf`` of the hardened broker in ``directory`` (``host`` None: all addresses)."""
+    lines = [
+        "# Written by `voicehello broker init`.",
+        f"user {pwd.getpwuid(os.getuid()).pw_name}",
+        f"pid_file {pid_file or directory / PID_FILE}",
+        "per_listener_settings false",
+        "allow_anonymous false",
+        f"password_file {directory / PASSWORD_FILE}",
+        f"acl_file {directory / ACL_FILE}",
+        f"listener {port}" + (f" {host}" if host else ""),
+        f"cafile {directory / CA_CERT}",
+        f"certfile {directory / SERVER_CERT}",
+        f"keyfile {directory / SERVER_KEY}",
+        "tls_version tlsv1.2",
+        "persistence true",
+        f"persistence_location {directory}/",
+        f"persistence_file {DB_FILE}",
+        "autosave_interval 30",
+        "persistent_client_expiration 1h",
+        "max_queued_messages 10000",
+        "max_queued_bytes 0",
+        "max_inflight_messages 20",
+        "retain_available true",
+        f"log_dest file {directory / LOG_FILE}",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "log_type information",
+        "connection_messages true",
+        "log_timestamp true",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_acl(devices: Mapping[str, Iterable[str]]) -> str:
+    """The ACL: every device writes under its own id only, and reads the pods it was granted."""
+    lines = [
+        "# Written by voicehello; rewritten by `voicehello broker add-device/grant/revoke`.",
+        "# A device publishes only under its own id (its user name).",
+        f"pattern write {ROOT}/+/%u/#",
+    ]
+    for name in sorted(devices):
+        lines += ["", f"user {name}"]
+        lines += [f"topic read {ROOT}/{pod}/#" for pod in sorted(set(devices[name]))]
+    return "\n".join(lines) + "\n"
+
+
+def _check_name(what: str, value: str) -> None:
+    if not DEVICE_ID.fullmatch(value):
+        raise HardeningError(f"{what} {value!r} must be 1-32 lower-case letters, digits or '-'")
+
+
+def init_broker(
+    directory: Path, hostnames: list[str], port: int = DEFAULT_PORT, *, force: bool = False
+) -> BrokerFiles:
+    """Create a CA, a server certificate, an empty password file, an ACL and ``mosquitto.conf``.
+
+    Raises :class:`HardeningError` when ``directory`` already holds a broker (unless ``force``).
+    """
+    directory = Path(directory).absolute()
+    if not 0 < port < 65536:
+        raise HardeningError(f"port {port} is not a TCP port")
+    names = [name.strip() for name in hostnames if name.strip()]
+    if any(" " in name or "/" in name for name in names):
+        raise HardeningError("host names must not contain spaces or '/'")
+    existing = [name for name in MARKER_FILES if (directory / name).exists()]
+    if existing and not force:
+        raise HardeningError(f"{directory} already holds a broker ({existing[0]}); use --force to replace it")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+        files = BrokerFiles.of(directory, port, dict.fromkeys([*names, *ALWAYS_NAMES]))
+        now = datetime.datetime.now(datetime.UTC)
+        ca_key, ca_cert = make_ca(now)
+        server_key, server_cert = make_server_cert(ca_key, ca_cert, list(files.hostnames), now)
+        _write_private(files.ca_key, _key_pem(ca_key))
+        _write_private(files.server_key, _key_pem(server_key))
+        files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        files.server_cert.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+        _write_private(files.password_file, b"")
+        _save_devices(directory, {})
+        files.conf.write_text(render_conf(directory, port), encoding="utf-8")
+    except OSError as exc:
+        raise HardeningError(f"cannot write the broker into {directory}: {exc.strerror or exc}") from exc
+    log.info("hardened broker written to %s for %s", directory, ", ".join(files.hostnames))
+    return files
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def _require_broker(directory: Path) -> None:
+    for name in (PASSWORD_FILE, ACL_FILE, CA_CERT):
+        if not (directory / name).is_file():
+            raise HardeningError(
+                f"{directory} holds no broker (no {name}); run `voicehello broker init` first"
+            )
+
+
+def load_devices(directory: Path) -> dict[str, list[str]]:
+    """Every device of the broker in ``directory`` with the pods it may read."""
+    _require_broker(directory)
+    path = directory / DEVICES_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (OSError, ValueError) as exc:
+        raise HardeningError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict) or not all(
+        isinstance(pods, list) and all(isinstance(pod, str) for pod in pods) for pods in data.values()
+    ):
+        raise HardeningError(f"{path} is not a map of device names to lists of pods")
+    return {str(name): list(pods) for name, pods in data.items()}
+
+
+def _save_devices(directory: Path, devices: Mapping[str, list[str]]) -> None:
+    """Write ``devices.json`` and the ACL made from it."""
+    try:
+        _write_private(
+            directory / DEVICES_FILE, (json.dumps(devices, indent=2, sort_keys=True) + "\n").encode()
+        )
+        _write_private(directory / ACL_FILE, render_acl(devices).encode())
+    except OSError as exc:
+        raise HardeningError(f"cannot write the ACL in {directory}: {exc.strerror or exc}") from exc
+
+
+def _mosquitto_passwd() -> str:
+    found = shutil.which("mosquitto_passwd")
+    if found:
+        return found
+    if PASSWD_FALLBACK.is_file():
+        return str(PASSWD_FALLBACK)
+    raise HardeningError("mosquitto_passwd not found; install it with: apt-get install mosquitto")
+
+
+def _run_passwd(*args: str) -> None:
+    """Run ``mosquitto_passwd`` (the password never appears in an error message)."""
+    command = [_mosquitto_passwd(), *args]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise HardeningError(f"cannot run mosquitto_passwd: {exc}") from exc
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        raise HardeningError(f"mosquitto_passwd failed: {lines[-1] if lines else result.returncode}")
+
+
+def add_device(directory: Path, name: str, pods: list[str]) -> DeviceCredentials:
+    """Give device ``name`` a fresh random password and read access to ``pods``; reload the broker."""
+    directory = Path(directory).absolute()
+    _check_name("device name", name)
+    for pod in pods:
+        _check_name("pod", pod)
+    devices = load_devices(directory)
+    if name in devices:
+        raise HardeningError(f"device {name!r} already exists; `voicehello broker revoke {name}` it first")
+    password = secrets.token_urlsafe(18)
+    _run_passwd("-b", str(directory / PASSWORD_FILE), name, password)
+    devices[name] = list(dict.fromkeys(pods or [DEFAULT_POD]))  # the first is the device's pod
+    _save_devices(directory, devices)
+    reload_broker(directory)
+    log.info("device %s added with pods %s", name, ", ".join(devices[name]))
+    return DeviceCredentials(name=name, password=password, pods=tuple(devices[name]))
+
+
+def grant(directory: Path, name: str, pod: str) -> None:
+    """Let device ``name`` read ``pod`` as well; reload the broker."""
+    directory = Path(directory).absolute()
+    _check_name("pod", pod)
+    devices = load_devices(directory)
+    if name not in devices:
+        raise HardeningError(f"unknown device {name!r}; add it with `voicehello broker add-device`")
+    devices[name] = list(dict.fromkeys([*devices[name], pod]))
+    _save_devices(directory, devices)
+    reload_broker(directory)
+
+
+def revoke(directory: Path, name: str) -> None:
+    """Delete device ``name``'s password and grants; reload the broker."""
+    directory = Path(directory).absolute()
+    devices = load_devices(directory)
+    if name not in devices:
+        raise HardeningError(f"unknown device {name!r}")
+    _run_passwd("-D", str(directory / PASSWORD_FILE), name)
+    del devices[name]
+    _save_devices(directory, devices)
+    reload_broker(directory)
+
+
+# --------------------------------------------------------------------------- reload
+
+
+def _is_mosquitto(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "mosquitto"
+    except OSError:
+        return False
+
+
+def _pid_from_file(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def reload_broker(directory: Path) -> bool:
+    """Send SIGHUP to the mosquitto of ``directory`` (found by its pid file); True if one was told."""
+    pid = _pid_from_file(Path(directory) / PID_FILE)
+    if pid is None or not _is_mosquitto(pid):
+        log.info("no running mosquitto for %s; the changes apply at its next start", directory)
+        return False
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except OSError as exc:
+        log.warning("could not tell mosquitto (pid %d) to reload: %s", pid, exc)
+        return False
+    log.info("told mosquitto (pid %d) to reload its password file and ACL", pid)
+    return True
+
+
+# --------------------------------------------------------------------------- devices' settings
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string (JSON string escaping is valid TOML)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def config_snippet(creds: DeviceCredentials, host: str, port: int, ca_path: Path | str) -> str:
+    """The ``[device]`` and ``[bus]`` tables a device pastes into ``config/voicehello.toml``."""
+    pod = creds.pods[0] if creds.pods else DEFAULT_POD
+    text = "\n".join(
+        [
+            "[device]",
+            f"id = {_toml_string(creds.name)}",
+            "",
+            "[bus]",
+            f"host = {_toml_string(host)}",
+            f"port = {port}",
+            f"pod = {_toml_string(pod)}",
+            "tls = true",
+            f"ca_file = {_toml_string(str(ca_path))}",
+            f"username = {_toml_string(creds.name)}",
+            f"password = {_toml_string(creds.password)}",
+        ]
+    )
+    tomllib.loads(text)  # never hand out a snippet that does not parse
+    return text + "\n"
