@@ -147,12 +147,20 @@ def _without_trailing_silence(pcm: bytes, floor: int = 200) -> bytes:
 
 
 def _device(
-    base: Settings, who: tuple[str, str], output: str, understander: Understander, timeline: _Timeline
+    base: Settings,
+    who: tuple[str, str],
+    output: str,
+    understander: Understander,
+    timeline: _Timeline,
+    *,
+    broker: EmbeddedBroker | None,
 ) -> tuple[Device, _Spoken]:
     device_id, name = who
+    bus = broker.bus_settings(device_id, base.bus.pod) if broker is not None else base.bus
     settings = replace(
         base,
         device=replace(base.device, id=device_id, name=name),
+        bus=bus,
         announce=replace(base.announce, output=output, quiet_hours="", mute=()),  # type: ignore[arg-type]
     )
     spoken = _Spoken()
@@ -176,18 +184,22 @@ def run_demo(settings: Settings, out: Callable[[str], None] = print) -> int:
             bus = replace(settings.bus, pod=pod)
             out(f"voicehello demo: broker {bus.host}:{bus.port}, private pod {pod}")
         else:
-            broker = EmbeddedBroker(Path(workdir))
+            pod = "demo"
+            broker = EmbeddedBroker.hardened(Path(workdir), devices=[KITCHEN[0], NEXT_DOOR[0]], pods=[pod])
             broker.start()
             host, port = broker.address
-            bus = replace(settings.bus, host=host, port=port, username="", password="", tls=False)
-            out(f"voicehello demo: private Mosquitto on {host}:{port}")
+            bus = replace(settings.bus, host=host, port=port, pod=pod)
+            out(
+                f"voicehello demo: private Mosquitto on {host}:{port} (TLS with its own CA, a password per "
+                "device, each device may publish only as itself)"
+            )
         base = replace(settings, bus=bus, conversation=replace(settings.conversation, confirm=True))
         understander = Understander(base)
         out(
             f"speech engine {understander.engine}; announcements {'spoken and printed' if output == 'both' else 'printed (no audio output found)'}"
         )
-        kitchen, kitchen_spoken = _device(base, KITCHEN, output, understander, timeline)
-        next_door, next_door_spoken = _device(base, NEXT_DOOR, output, understander, timeline)
+        kitchen, kitchen_spoken = _device(base, KITCHEN, output, understander, timeline, broker=broker)
+        next_door, next_door_spoken = _device(base, NEXT_DOOR, output, understander, timeline, broker=broker)
         try:
             return _play(
                 base,

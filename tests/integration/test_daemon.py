@@ -275,3 +275,18 @@ def test_sigterm_says_offline(
         client.loop_stop()
         client.disconnect()
     assert seen == {topics.status_topic("test-street", SAM[0]): topics.OFFLINE}
+
+
+def test_the_demo_runs_the_whole_exchange_on_a_hardened_private_broker(
+    voicehello: Callable[..., Any],
+) -> None:
+    """``voicehello demo``: the first thing a new user runs. Exit 0, and every step happened."""
+    result = voicehello("demo", timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "private Mosquitto" in out
+    assert "TLS" in out
+    assert "says to its user: Ask your neighbors to borrow a ladder?" in out
+    assert "announces: Maya at number 12 asks to borrow a ladder" in out
+    assert "announces: Sam next door can lend you a ladder" in out
+    assert "demo done" in out
