@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from voicehello.announce.speaker import AnnounceEvent
-from voicehello.app import Device, Understander
+from voicehello.app import ECHO_TAIL_S, Device, Understander
 from voicehello.audio.sources import frames
 from voicehello.bus.broker import EmbeddedBroker
 from voicehello.config import Settings
@@ -121,6 +121,9 @@ def _speak_into(device: Device, timeline: _Timeline, voice_line: tuple[str, str]
     """Play one synthesized line into ``device`` as its microphone would, then a second of silence."""
     voice, text = voice_line
     pcm = _without_trailing_silence(synthesize(text, voice))
+    # like a person, wait until the device has finished talking (it does not listen meanwhile)
+    device.announcer.wait_idle(STEP_TIMEOUT_S)
+    time.sleep(ECHO_TAIL_S)
     timeline.out(f"\n  (someone at the {device.settings.device.id} says {text!r})")
 
     def blocks() -> Iterator[bytes]:
