@@ -33,9 +33,9 @@ FALLBACK_BINARY = Path("/usr/sbin/mosquitto")
 CONF_NAME = "mosquitto.conf"
 HARDENED_CONF_NAME = "embedded.conf"
 """The config of a hardened embedded broker (``mosquitto.conf`` is left as ``broker init`` wrote it)."""
-LOG_NAME = "mosquitto.log"
+LOG_NAME = hardening.LOG_FILE
 STDERR_NAME = "mosquitto.stderr"
-DB_NAME = "mosquitto.db"
+DB_NAME = hardening.DB_FILE
 START_ATTEMPTS = 3
 """Tries with a fresh free port when the one picked was taken meanwhile."""
 
@@ -67,22 +67,7 @@ def render_config(workdir: Path, host: str, port: int) -> str:
         f"listener {port} {host}",
         "allow_anonymous true",
         f"user {pwd.getpwuid(os.getuid()).pw_name}",
-        "persistence true",
-        f"persistence_location {workdir}/",
-        f"persistence_file {DB_NAME}",
-        "autosave_interval 30",
-        "persistent_client_expiration 1h",
-        "max_queued_messages 10000",
-        "max_queued_bytes 0",
-        "max_inflight_messages 20",
-        "retain_available true",
-        f"log_dest file {workdir / LOG_NAME}",
-        "log_type error",
-        "log_type warning",
-        "log_type notice",
-        "log_type information",
-        "connection_messages true",
-        "log_timestamp true",
+        *hardening.persistence_and_logging(workdir),
     ]
     return "\n".join(lines) + "\n"
 

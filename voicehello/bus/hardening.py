@@ -210,21 +210,10 @@ def make_server_cert(
 # --------------------------------------------------------------------------- config
 
 
-def render_conf(directory: Path, port: int, *, host: str | None = None, pid_file: Path | None = None) -> str:
-    """The ``mosquitto.conf`` of the hardened broker in ``directory`` (``host`` None: all addresses)."""
-    lines = [
-        "# Written by `voicehello broker init`.",
-        f"user {pwd.getpwuid(os.getuid()).pw_name}",
-        f"pid_file {pid_file or directory / PID_FILE}",
-        "per_listener_settings false",
-        "allow_anonymous false",
-        f"password_file {directory / PASSWORD_FILE}",
-        f"acl_file {directory / ACL_FILE}",
-        f"listener {port}" + (f" {host}" if host else ""),
-        f"cafile {directory / CA_CERT}",
-        f"certfile {directory / SERVER_CERT}",
-        f"keyfile {directory / SERVER_KEY}",
-        "tls_version tlsv1.2",
+def persistence_and_logging(directory: Path) -> list[str]:
+    """Config lines every voicehello Mosquitto shares: sessions and their queued messages kept in
+    ``directory`` across restarts (each still bound by its expiry), room for bursts, and a log."""
+    return [
         "persistence true",
         f"persistence_location {directory}/",
         f"persistence_file {DB_FILE}",
@@ -241,6 +230,25 @@ def render_conf(directory: Path, port: int, *, host: str | None = None, pid_file
         "log_type information",
         "connection_messages true",
         "log_timestamp true",
+    ]
+
+
+def render_conf(directory: Path, port: int, *, host: str | None = None, pid_file: Path | None = None) -> str:
+    """The ``mosquitto.conf`` of the hardened broker in ``directory`` (``host`` None: all addresses)."""
+    lines = [
+        "# Written by `voicehello broker init`.",
+        f"user {pwd.getpwuid(os.getuid()).pw_name}",
+        f"pid_file {pid_file or directory / PID_FILE}",
+        "per_listener_settings false",
+        "allow_anonymous false",
+        f"password_file {directory / PASSWORD_FILE}",
+        f"acl_file {directory / ACL_FILE}",
+        f"listener {port}" + (f" {host}" if host else ""),
+        f"cafile {directory / CA_CERT}",
+        f"certfile {directory / SERVER_CERT}",
+        f"keyfile {directory / SERVER_KEY}",
+        "tls_version tlsv1.2",
+        *persistence_and_logging(directory),
     ]
     return "\n".join(lines) + "\n"
 
