@@ -25,6 +25,7 @@ from voicehello.conversation import Action, Conversation, Publish
 from voicehello.errors import VoicehelloError
 from voicehello.intents.catalog import Catalog, load_catalog
 from voicehello.intents.parser import IntentParser, ParseResult
+from voicehello.privacy.membership import Membership
 from voicehello.speech.engines import create_recognizer
 from voicehello.speech.recognizer import Recognizer, Transcript, recognize
 
@@ -173,7 +174,13 @@ class Device:
         self.announcer = announcer or Announcer(
             settings.announce, on_event=self._on_announce_event, show=show
         )
-        self.bus = bus or BusClient(settings.bus, settings.device, self._on_bus_message)
+        self.bus = bus or BusClient(
+            settings.bus,
+            settings.device,
+            self._on_bus_message,
+            membership=Membership.from_settings(settings, clock=clock),
+            clock=clock,
+        )
         self.report: Report = report or (lambda line: log.info("%s", line))
         self.on_announce = on_announce
         self.clock = clock

@@ -275,9 +275,12 @@ def cmd_say(args: argparse.Namespace) -> int:
     from voicehello.conversation import Conversation, Publish, Say
     from voicehello.intents.catalog import load_catalog
     from voicehello.intents.parser import IntentParser
+    from voicehello.privacy.membership import Membership
 
     settings = _settings(args)
     _require_broker(settings)
+    membership = Membership.from_settings(settings)
+    pod = membership.resolve(args.pod) if args.pod else membership.default()
     catalog = load_catalog(settings.intents.catalog)
     parser = IntentParser(catalog, threshold=settings.intents.threshold)
     conversation = Conversation(
@@ -308,11 +311,11 @@ def cmd_say(args: argparse.Namespace) -> int:
     if not messages:
         print("Okay, not sent.")
         return EXIT_OK
-    bus = BusClient(settings.bus, settings.device, lambda _message: None, listen=False)
+    bus = BusClient(settings.bus, settings.device, lambda _message: None, membership=membership, listen=False)
     bus.start()
     try:
         for message in messages:
-            bus.publish(message)
+            bus.publish(message, pod=pod.id)
         if not bus.flush(args.timeout):
             raise BusError(
                 f"broker {settings.bus.host}:{settings.bus.port} did not take the message within {args.timeout:g} s; nothing was sent"
@@ -321,7 +324,7 @@ def cmd_say(args: argparse.Namespace) -> int:
         bus.stop()
     for message in messages:
         print(
-            f"sent {message.intent} {json.dumps(message.slots)} (id {message.id}, valid until {time.strftime('%H:%M', time.localtime(message.expires))})"
+            f"sent {message.intent} {json.dumps(message.slots)} to pod {pod.name} (id {message.id}, valid until {time.strftime('%H:%M', time.localtime(message.expires))})"
         )
     return EXIT_OK
 
@@ -345,6 +348,7 @@ def _add_device_commands(sub: Any, common: argparse.ArgumentParser, engine: argp
     p = sub.add_parser("say", parents=[common], help="send a typed request as if it had been spoken")
     p.add_argument("--yes", action="store_true", help="send without the read-back question")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker (default 10)")
+    p.add_argument("--pod", help="the pod to tell (name or id; default: [bus] pod, or the only one)")
     p.add_argument("text", nargs="+")
     p.set_defaults(func=cmd_say)
 

@@ -65,3 +65,15 @@ class InviteError(PrivacyError):
 class EnvelopeError(PrivacyError):
     """A sealed payload cannot be opened: bad shape, not a member, bad signature, unknown
     sender, replayed or outside the timestamp window."""
+
+
+class UnknownSenderError(EnvelopeError):
+    """A pod member's message whose sender has no key pinned yet (its announcement may follow)."""
+
+    def __init__(self, message: str, device: str) -> None:
+        super().__init__(message)
+        self.device = device
+
+
+class ReplayError(EnvelopeError):
+    """A message id already received: a replay, or a QoS 1 duplicate after a reconnect."""

@@ -9,7 +9,13 @@ Threads and who owns what:
   most :data:`WINDOW` unacknowledged at a time, each with a fresh MQTT v5 message expiry
   interval), and on every (re)connection takes back from paho whatever was not
   acknowledged, so it is sent again with its expiry recomputed (receivers dedupe by id).
-* any thread may call :meth:`BusClient.publish`: it only appends to the outbox.
+* any thread may call :meth:`BusClient.publish`: it seals the message and appends it to the outbox.
+
+Privacy: every intent and key payload is sealed for one pod (:mod:`voicehello.privacy.envelope`):
+encrypted with the pod key and signed with this device's key. The client listens to every pod
+of its :class:`~voicehello.privacy.membership.Membership`, announces its key in each (retained,
+expiring with the pod), pins neighbors' keys from theirs, and follows pods joined, left or over
+while it runs (checked every :data:`HOUSEKEEPING_S`).
 
 Paho calls ``on_publish`` while holding its own lock, so the client's callbacks never take
 the client's lock: the only lock order is "client lock, then paho's" (the sender handing a
@@ -41,7 +47,16 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from voicehello.bus import topics
 from voicehello.bus.messages import Message
 from voicehello.config import BusSettings, DeviceSettings
-from voicehello.errors import BusError, MessageError
+from voicehello.errors import (
+    BusError,
+    EnvelopeError,
+    MessageError,
+    PrivacyError,
+    ReplayError,
+    UnknownSenderError,
+)
+from voicehello.privacy.membership import Membership
+from voicehello.privacy.pods import Pod
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +73,11 @@ HOUSEKEEPING_S = 1.0
 """How often the sender drops messages that expired in the outbox."""
 STOP_TIMEOUT_S = 2.0
 """How long :meth:`BusClient.stop` waits for the broker to take the ``offline`` status."""
+KEY_WAIT_S = 30.0
+"""How long a pod member's message waits for its sender's key announcement before it is dropped
+(after a reconnect, queued messages can arrive before the retained keys)."""
+KEY_WAIT_LIMIT = 200
+"""Most messages waiting for a key (the oldest are dropped first)."""
 
 
 # --------------------------------------------------------------------------- sender events
@@ -104,8 +124,21 @@ class _Outgoing:
     seq: int
     """Order of :meth:`BusClient.publish` calls (resent messages keep their place)."""
     message: Message
+    pod: str
+    """Id of the pod it is sealed for: not sent once the pod is over."""
     topic: str
     payload: bytes
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """A pod member's message held until its sender's key is known."""
+
+    since: float
+    topic: str
+    parts: topics.TopicParts
+    payload: bytes
+    device: str
 
 
 class SeenIds:
@@ -156,12 +189,14 @@ def _short_topic(topic: str) -> str:
 
 
 class BusClient:
-    """One device's connection to the pod: publishes messages, delivers the neighbors'.
+    """One device's connection to its pods: publishes messages, delivers the neighbors'.
 
-    ``on_message`` gets every valid, unexpired message on the pod's intent topics exactly once
-    per id (this device's own included), on paho's network thread. ``on_presence(device,
+    ``on_message`` gets every valid, unexpired message of the device's pods exactly once per id
+    (this device's own included), on paho's network thread, once its envelope opened and its
+    signature checked (:meth:`pod_of` tells in which pod it was said). ``on_presence(device,
     online)`` gets the other devices' status. With ``listen=False`` the client only sends
     (``voicehello say``): its own client id, a clean session, no subscriptions, no presence.
+    Presence and the last will are in the device's default pod only.
     """
 
     def __init__(
@@ -170,6 +205,7 @@ class BusClient:
         device: DeviceSettings,
         on_message: Callable[[Message], None],
         *,
+        membership: Membership,
         on_presence: Callable[[str, bool], None] | None = None,
         clock: Callable[[], float] = time.time,
         listen: bool = True,
@@ -183,7 +219,9 @@ class BusClient:
         self.client_id = (
             f"voicehello-{device.id}" if listen else f"voicehello-{device.id}-send-{uuid.uuid4().hex[:8]}"
         )
-        self._status_topic = topics.status_topic(bus.pod, device.id)
+        self.membership = membership
+        self._home = membership.default()
+        self._status_topic = topics.status_topic(self._home.id, device.id)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._outbox: deque[_Outgoing] = deque()
@@ -201,6 +239,9 @@ class BusClient:
         self._online = False  # CONNACK received and the connection not yet lost (network thread only)
         self._down_reported = False
         self._subscribe_mid: int | None = None
+        self._waiting: deque[_Waiting] = deque()  # network thread and sender's housekeeping
+        self._waiting_lock = threading.Lock()
+        self._said_in: dict[str, str] = {}  # message id -> pod id, for replies (bounded)
 
     # -- public API -------------------------------------------------------------------------
     @property
@@ -242,15 +283,23 @@ class BusClient:
         self._sender.start()
         client.loop_start()
 
-    def publish(self, message: Message) -> None:
-        """Queue ``message`` for the pod; returns at once (sent at QoS 1 when connected).
+    def pod_of(self, message_id: str) -> Pod | None:
+        """The pod a received message was said in (``None`` if unknown or over)."""
+        pod_id = self._said_in.get(message_id)
+        return None if pod_id is None else self.membership.get(pod_id)
 
-        Raises :class:`MessageError` for a message that is invalid or not from this device.
+    def publish(self, message: Message, *, pod: str | None = None) -> None:
+        """Seal ``message`` for a pod and queue it; returns at once (sent at QoS 1 when connected).
+
+        The pod is ``pod`` (a name or id), else the pod of the message it answers, else the
+        default pod. Raises :class:`MessageError` for a message that is invalid or not from this
+        device, :class:`PrivacyError` when the device is not in that pod (any more).
         """
         if message.sender.device != self._device.id:
             raise MessageError(f"message {message.id} is from {message.sender.device}, not this device")
-        payload = message.to_json()
-        topic = topics.intent_topic(self._bus.pod, message.sender.device, message.intent)
+        target = self._pod_for(message, pod)
+        payload = self.membership.seal(message, target)
+        topic = topics.intent_topic(target.id, message.sender.device, message.intent)
         with self._lock:
             if self._stopped:
                 log.warning("bus client stopped; message %s (%s) not sent", message.id, message.intent)
@@ -263,9 +312,15 @@ class BusClient:
                 )
                 return
             self._seq += 1
-            self._outbox.append(_Outgoing(self._seq, message, topic, payload))
+            self._outbox.append(_Outgoing(self._seq, message, target.id, topic, payload))
             self._trim_outbox()
         self._events.put(_Wake())
+
+    def _pod_for(self, message: Message, pod: str | None) -> Pod:
+        if pod is not None:
+            return self.membership.resolve(pod)
+        answered = self.pod_of(message.in_reply_to) if message.in_reply_to else None
+        return answered or self.membership.default()
 
     def flush(self, timeout_s: float) -> bool:
         """Wait until the broker has acknowledged every published message (or they expired)."""
@@ -361,17 +416,13 @@ class BusClient:
             reclaimed = tuple(message.mid for message in client.drop_out_messages())
             window = min(WINDOW, getattr(properties, "ReceiveMaximum", WINDOW))
             self._events.put(_Up(reclaimed, window))
+            pods = self.membership.pods
             if self._listen:
-                intents = SubscribeOptions(qos=QOS, retainAsPublished=True)  # to see retained publishes
-                _, mid = client.subscribe(
-                    [
-                        (topics.intent_subscription(self._bus.pod), intents),
-                        (topics.status_subscription(self._bus.pod), SubscribeOptions(qos=QOS)),
-                    ]
-                )
-                self._subscribe_mid = mid
+                self._subscribe_mid = self._subscribe(client, pods)
                 client.publish(self._status_topic, topics.ONLINE, qos=QOS, retain=True)
-            else:
+            for pod in pods:
+                self._announce_key(client, pod)
+            if not self._listen or self._subscribe_mid is None:
                 self._connected.set()
             verb = "reconnected" if self._ever_connected else "connected"
             session = "resumed" if flags.session_present else "new"
@@ -387,6 +438,25 @@ class BusClient:
             self._down_reported = False
         except Exception:
             log.exception("error while setting up the broker connection")
+
+    @staticmethod
+    def _subscribe(client: mqtt.Client, pods: list[Pod]) -> int | None:
+        """Subscribe to everything said in ``pods``; the SUBSCRIBE's message id."""
+        if not pods:
+            return None
+        options = SubscribeOptions(qos=QOS, retainAsPublished=True)  # to see retained publishes
+        wanted = [(topic, options) for pod in pods for topic in topics.pod_subscriptions(pod.id)]
+        _, mid = client.subscribe(wanted)
+        return mid
+
+    def _announce_key(self, client: mqtt.Client, pod: Pod) -> None:
+        """Publish this device's sealed key in ``pod``, retained until the pod is over."""
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        if pod.expires is not None:
+            properties.MessageExpiryInterval = max(1, math.ceil(pod.expires - self._clock()))
+        payload = self.membership.key_announcement(pod)
+        topic = topics.key_topic(pod.id, self._device.id)
+        client.publish(topic, payload, qos=QOS, retain=True, properties=properties)
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
         self._report_down("cannot reach it")
@@ -466,33 +536,92 @@ class BusClient:
             self._drop("<not UTF-8>", "topic is not UTF-8")
             return
         parts = topics.parse_topic(topic)
-        if parts is None or parts.pod != self._bus.pod:
-            self._drop(topic, "not a topic of this pod")
+        pod = self.membership.get(parts.pod) if parts is not None else None
+        if parts is None or pod is None:
+            self._drop(topic, "not a topic of a pod this device is in")
         elif parts.kind == "status":
             self._presence(parts.device, bytes(incoming.payload))
-        else:
-            self._intent(topic, parts, incoming)
-
-    def _intent(self, topic: str, parts: topics.TopicParts, incoming: mqtt.MQTTMessage) -> None:
-        if incoming.retain:
+        elif parts.kind == "key":
+            self._key(topic, pod, parts, bytes(incoming.payload))
+        elif incoming.retain:
             self._drop(topic, "retained (intent messages are never retained)")
-            return
+        else:
+            self._intent(topic, pod, parts, bytes(incoming.payload))
+
+    def _key(self, topic: str, pod: Pod, parts: topics.TopicParts, payload: bytes) -> None:
+        """A member's key announcement: pin it, then open what waited for it."""
+        if not payload:
+            return  # a retained announcement being cleared
         try:
-            message = Message.from_json(bytes(incoming.payload))
-        except MessageError as exc:
+            device = self.membership.learn(payload, pod, parts.device)
+        except EnvelopeError as exc:
             self._drop(topic, str(exc))
             return
-        now = self._clock()
-        if message.sender.device != parts.device:
-            self._drop(topic, f"says it is from {message.sender.device!r}")
-        elif message.intent != parts.intent:
+        if device is not None:
+            self._release(pod.id, device)
+
+    def _intent(self, topic: str, pod: Pod, parts: topics.TopicParts, payload: bytes) -> None:
+        try:
+            message = self.membership.open(payload, pod, parts.device, self._seen)
+        except ReplayError as exc:
+            log.info("ignored bus message on %s: %s", _short_topic(topic), exc)
+            return
+        except UnknownSenderError as exc:
+            self._hold(_Waiting(self._clock(), topic, parts, payload, exc.device))
+            return
+        except EnvelopeError as exc:
+            self._drop(topic, str(exc))
+            return
+        if message.intent != parts.intent:
             self._drop(topic, f"carries intent {message.intent!r}")
-        elif message.expired(now):
-            self._drop(topic, f"message {message.id} expired {now - message.expires:.0f} s ago")
-        elif not self._seen.first(message.id, message.expires, now):
-            log.debug("duplicate of message %s ignored", message.id)
-        else:
-            self._deliver(message)
+            return
+        self._remember_pod(message, pod)
+        self._deliver(message)
+
+    def _remember_pod(self, message: Message, pod: Pod) -> None:
+        self._said_in[message.id] = pod.id
+        while len(self._said_in) > SEEN_LIMIT:
+            del self._said_in[next(iter(self._said_in))]
+
+    # -- messages waiting for their sender's key ---------------------------------------------------
+    def _hold(self, waiting: _Waiting) -> None:
+        log.info(
+            "holding a message from %s on %s until its key is announced",
+            waiting.device,
+            _short_topic(waiting.topic),
+        )
+        with self._waiting_lock:
+            self._waiting.append(waiting)
+            overflow = len(self._waiting) - KEY_WAIT_LIMIT
+            dropped = [self._waiting.popleft() for _ in range(max(0, overflow))]
+        for old in dropped:
+            self._drop(old.topic, f"unknown sender {old.device} (too many messages waiting for keys)")
+
+    def _release(self, pod_id: str, device: str) -> None:
+        """Open again the messages that waited for ``device``'s key in ``pod_id``."""
+        with self._waiting_lock:
+            ready = [w for w in self._waiting if w.parts.pod == pod_id and w.device == device]
+            for waiting in ready:
+                self._waiting.remove(waiting)
+        for waiting in ready:
+            pod = self.membership.get(pod_id)
+            if pod is None:
+                self._drop(waiting.topic, "not a topic of a pod this device is in")
+            else:
+                self._intent(waiting.topic, pod, waiting.parts, waiting.payload)
+
+    def _expire_waiting(self) -> None:
+        """Drop messages whose sender's key did not come within :data:`KEY_WAIT_S`."""
+        cutoff = self._clock() - KEY_WAIT_S
+        with self._waiting_lock:
+            stale = [w for w in self._waiting if w.since <= cutoff]
+            for waiting in stale:
+                self._waiting.remove(waiting)
+        for waiting in stale:
+            self._drop(
+                waiting.topic,
+                f"unknown sender {waiting.device} (no key pinned in this pod within {KEY_WAIT_S:g} s)",
+            )
 
     def _deliver(self, message: Message) -> None:
         try:
@@ -517,7 +646,11 @@ class BusClient:
 
     # -- outgoing (sender thread) ---------------------------------------------------------------
     def _run_sender(self) -> None:
-        """Hand the outbox to paho while connected; take back what a lost connection left unacked."""
+        """Hand the outbox to paho while connected; take back what a lost connection left unacked.
+
+        Every :data:`HOUSEKEEPING_S`, busy or not: drop expired messages, follow pod changes,
+        give up on messages that waited too long for a key."""
+        next_housekeeping = time.monotonic() + HOUSEKEEPING_S
         while True:
             try:
                 event: _Event | None = self._events.get(timeout=HOUSEKEEPING_S)
@@ -525,15 +658,47 @@ class BusClient:
                 event = None
             if isinstance(event, _Stop):
                 return
+            housekeeping = time.monotonic() >= next_housekeeping
+            if housekeeping:
+                next_housekeeping = time.monotonic() + HOUSEKEEPING_S
             try:
                 with self._changed:
                     self._handle(event)
-                    if event is None or isinstance(event, _Up):
+                    if housekeeping or isinstance(event, _Up):
                         self._drop_expired()
+                    if housekeeping:
+                        self._follow_pods()
                     self._pump()
                     self._changed.notify_all()
+                if housekeeping:
+                    self._expire_waiting()
             except Exception:
                 log.exception("error in the bus sender; carrying on")
+
+    def _follow_pods(self) -> None:
+        """Start listening to pods joined, stop for pods left or over (lock held)."""
+        try:
+            changes = self.membership.refresh()
+        except PrivacyError as exc:
+            log.error("cannot read this device's pods: %s", exc)
+            return
+        gone = {pod.id for pod in changes.left}
+        for outgoing in [o for o in self._outbox if o.pod in gone]:
+            log.warning(
+                "message %s (%s) not sent: its pod is over", outgoing.message.id, outgoing.message.intent
+            )
+            self._outbox.remove(outgoing)
+        client = self._client
+        if client is None or not self._link_up:
+            return  # on the next connection, _on_connect subscribes to the current pods
+        for pod in changes.left:
+            if self._listen:
+                client.unsubscribe(list(topics.pod_subscriptions(pod.id)))
+            client.publish(topics.key_topic(pod.id, self._device.id), b"", qos=QOS, retain=True)
+        if self._listen:
+            self._subscribe(client, list(changes.joined))
+        for pod in changes.joined:
+            self._announce_key(client, pod)
 
     def _handle(self, event: _Event | None) -> None:
         """Apply one event to the outbox (lock held)."""
@@ -568,6 +733,11 @@ class BusClient:
             left = outgoing.message.ttl(self._clock())
             if left <= 0:
                 self._log_expired(outgoing)
+                continue
+            if self.membership.get(outgoing.pod) is None:
+                log.warning(
+                    "message %s (%s) not sent: its pod is over", outgoing.message.id, outgoing.message.intent
+                )
                 continue
             properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             properties.MessageExpiryInterval = math.ceil(left)

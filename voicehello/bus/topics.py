@@ -2,6 +2,11 @@
 
 * ``voicehello/v1/<pod>/<device>/intent/<intent>``: what a device says (QoS 1, never retained).
 * ``voicehello/v1/<pod>/<device>/status``: retained ``online``/``offline`` presence (last will).
+* ``voicehello/v1/<pod>/<device>/key``: the device's retained, sealed key announcement.
+
+``<pod>`` is the pod's id (16 hex digits) and every intent and key payload is sealed with the
+pod key (:mod:`voicehello.privacy.envelope`): the broker sees who talks in which pod, and when,
+but not what is said.
 
 The ``<device>`` level lets a broker ACL allow each device to publish only as itself.
 """
@@ -23,7 +28,7 @@ class TopicParts:
     pod: str
     device: str
     kind: str
-    """``intent`` or ``status``."""
+    """``intent``, ``status`` or ``key``."""
     intent: str | None = None
 
 
@@ -37,6 +42,11 @@ def status_topic(pod: str, device: str) -> str:
     return f"{ROOT}/{pod}/{device}/status"
 
 
+def key_topic(pod: str, device: str) -> str:
+    """The retained topic where ``device`` announces its verify key in ``pod``."""
+    return f"{ROOT}/{pod}/{device}/key"
+
+
 def intent_subscription(pod: str) -> str:
     """Every message said in ``pod``."""
     return f"{ROOT}/{pod}/+/intent/+"
@@ -47,6 +57,16 @@ def status_subscription(pod: str) -> str:
     return f"{ROOT}/{pod}/+/status"
 
 
+def key_subscription(pod: str) -> str:
+    """Every member's key announcement in ``pod``."""
+    return f"{ROOT}/{pod}/+/key"
+
+
+def pod_subscriptions(pod: str) -> tuple[str, str, str]:
+    """Everything a member of ``pod`` listens to."""
+    return intent_subscription(pod), key_subscription(pod), status_subscription(pod)
+
+
 def parse_topic(topic: str) -> TopicParts | None:
     """Split a voicehello topic into its parts; ``None`` for anything else."""
     parts = topic.split("/")
@@ -55,8 +75,8 @@ def parse_topic(topic: str) -> TopicParts | None:
     levels = parts[2:]
     if not all(_LEVEL.fullmatch(level) for level in levels):
         return None
-    if len(levels) == 3 and levels[2] == "status":
-        return TopicParts(pod=levels[0], device=levels[1], kind="status")
+    if len(levels) == 3 and levels[2] in {"status", "key"}:
+        return TopicParts(pod=levels[0], device=levels[1], kind=levels[2])
     if len(levels) == 4 and levels[2] == "intent":
         return TopicParts(pod=levels[0], device=levels[1], kind="intent", intent=levels[3])
     return None

@@ -28,11 +28,13 @@ from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
 
 from voicehello.bus.messages import Message
-from voicehello.bus.topics import ROOT
+from voicehello.bus.topics import key_topic
 from voicehello.config import DEVICE_ID
-from voicehello.errors import EnvelopeError, MessageError
+from voicehello.errors import EnvelopeError, MessageError, ReplayError, UnknownSenderError
 from voicehello.privacy.keys import SIGNATURE_BYTES, DeviceKeys, verify
 from voicehello.privacy.pods import Pod, PodStore
+
+__all__ = ["key_topic", "open_key_announcement", "open_message", "seal", "seal_key_announcement"]
 
 VERSION = 1
 MAX_ENVELOPE_BYTES = 8192
@@ -48,11 +50,6 @@ class Seen(Protocol):
     def first(self, message_id: str, expires: float, now: float, /) -> bool:
         """True the first time ``message_id`` is seen (and remember it until ``expires``)."""
         ...
-
-
-def key_topic(pod: str, device: str) -> str:
-    """The retained topic where ``device`` announces its verify key in ``pod``."""
-    return f"{ROOT}/{pod}/{device}/key"
 
 
 # --------------------------------------------------------------------------- the box
@@ -130,7 +127,7 @@ def _check_signer(signed: bytes, device: str, roster: Mapping[str, str]) -> byte
     """The signed data, if ``device``'s pinned key signed it."""
     pinned = roster.get(device)
     if pinned is None:
-        raise EnvelopeError(f"unknown sender {device} (no key pinned in this pod)")
+        raise UnknownSenderError(f"unknown sender {device} (no key pinned in this pod)", device)
     try:
         return verify(signed, pinned)
     except EnvelopeError:
@@ -180,7 +177,7 @@ def open_message(  # noqa: PLR0917 (the signature is pinned: fuzz tests call it 
     if message.expired(now):
         raise EnvelopeError(f"message {message.id} from {device} has expired")
     if not seen.first(message.id, message.expires, now):
-        raise EnvelopeError(f"message {message.id} from {device} was already received (replay)")
+        raise ReplayError(f"message {message.id} from {device} was already received (replay)")
     return message
 
 
