@@ -15,7 +15,12 @@ What it measures, all in this one process against a private Mosquitto (``Embedde
 3. fan-out: one request to 50 listening devices (50 MQTT connections);
 4. a burst of 1,000 messages from one neighbor to a device: every message reaches the device
    (QoS 1, nothing lost), the per-neighbor rate limit holds, and a message from another
-   neighbor sent in the middle of the burst is still announced promptly.
+   neighbor sent in the middle of the burst is still announced promptly;
+5. the privacy envelope alone: sealing (sign + encrypt) and opening (decrypt + verify + schema
+   check) one message, in microseconds.
+
+Every message travels sealed for a pod (the devices' keys and pods are made in a temp dir,
+each measurement in a pod of its own), so 1-4 include the envelope's cost.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ import time  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import dataclass, field, replace  # noqa: E402
 
+from pods import Circle  # type: ignore[import-not-found]  # noqa: E402  # tests/integration/pods.py
+
 from bench import report  # noqa: E402
 from bench.measure import median, percentile  # noqa: E402
 from bench.report import Row  # noqa: E402
@@ -46,8 +53,14 @@ from voicehello.announce.speaker import AnnounceEvent  # noqa: E402
 from voicehello.app import Device  # noqa: E402
 from voicehello.bus.broker import EmbeddedBroker  # noqa: E402
 from voicehello.bus.messages import Message, Sender, new_message  # noqa: E402
-from voicehello.bus.mqtt import BusClient  # noqa: E402
-from voicehello.config import AnnounceSettings, BusSettings, DeviceSettings, Settings  # noqa: E402
+from voicehello.bus.mqtt import BusClient, SeenIds  # noqa: E402
+from voicehello.config import (  # noqa: E402
+    AnnounceSettings,
+    BusSettings,
+    DeviceSettings,
+    PrivacySettings,
+    Settings,
+)
 
 README = PROJECT_DIR / "README.md"
 MARKERS = ("<!-- bench-bus:start -->", "<!-- bench-bus:end -->")
@@ -61,6 +74,8 @@ class Results:
     """Everything measured, in milliseconds unless named otherwise."""
 
     received_ms: list[float] = field(default_factory=list)
+    seal_us: list[float] = field(default_factory=list)
+    open_us: list[float] = field(default_factory=list)
     handed_ms: list[float] = field(default_factory=list)
     audio_ms: list[float] = field(default_factory=list)
     fanout_ms: list[float] = field(default_factory=list)
@@ -109,20 +124,52 @@ class Waiter:
             return sum(1 for key in self.times if key.startswith(prefix))
 
 
+def in_pod(bus: BusSettings, circle: Circle) -> BusSettings:
+    """``bus`` speaking in ``circle``'s pod by default."""
+    return replace(bus, pod=circle.name)
+
+
 def client(
-    bus: BusSettings, device_id: str, on_message: Callable[[Message], None], *, listen: bool = True
+    bus: BusSettings,
+    circle: Circle,
+    device_id: str,
+    on_message: Callable[[Message], None],
+    *,
+    listen: bool = True,
 ) -> BusClient:
-    bus_client = BusClient(bus, DeviceSettings(id=device_id, name=device_id), on_message, listen=listen)
+    bus_client = BusClient(
+        in_pod(bus, circle),
+        DeviceSettings(id=device_id, name=device_id),
+        on_message,
+        membership=circle.membership(device_id),
+        listen=listen,
+    )
     bus_client.start()
     if not bus_client.wait_connected(WAIT_S):
         raise RuntimeError(f"{device_id} could not connect")
     return bus_client
 
 
-def measure_received(bus: BusSettings, rounds: int, results: Results) -> None:
+def measure_envelope(circle: Circle, rounds: int, results: Results) -> None:
+    """Seal and open one message at a time, without the broker."""
+    maya, sam = circle.membership(MAYA.device), circle.membership("bench-sam")
+    sam.learn(maya.key_announcement(maya.default()), sam.default(), MAYA.device)
+    pod, seen = sam.default(), SeenIds()
+    for _ in range(rounds):
+        message = new_message(MAYA, "borrow_item", {"item": "ladder"}, "can i borrow a ladder")
+        started = time.perf_counter()
+        payload = maya.seal(message, pod)
+        sealed = time.perf_counter()
+        sam.open(payload, pod, MAYA.device, seen)
+        opened = time.perf_counter()
+        results.seal_us.append((sealed - started) * 1e6)
+        results.open_us.append((opened - sealed) * 1e6)
+
+
+def measure_received(bus: BusSettings, circle: Circle, rounds: int, results: Results) -> None:
     arrived = Waiter()
-    receiver = client(bus, "bench-sam", lambda message: arrived.note(message.id))
-    sender = client(bus, MAYA.device, lambda _m: None, listen=False)
+    receiver = client(bus, circle, "bench-sam", lambda message: arrived.note(message.id))
+    sender = client(bus, circle, MAYA.device, lambda _m: None, listen=False)
     try:
         for index in range(rounds + 10):
             message = new_message(MAYA, "borrow_item", {"item": "ladder"}, "can i borrow a ladder")
@@ -136,11 +183,18 @@ def measure_received(bus: BusSettings, rounds: int, results: Results) -> None:
         receiver.stop()
 
 
-def device_settings(bus: BusSettings, announce: AnnounceSettings, device_id: str = "bench-sam") -> Settings:
-    return Settings(device=DeviceSettings(id=device_id, name="Sam"), bus=bus, announce=announce)
+def device_settings(
+    bus: BusSettings, circle: Circle, announce: AnnounceSettings, device_id: str = "bench-sam"
+) -> Settings:
+    return Settings(
+        device=DeviceSettings(id=device_id, name="Sam"),
+        bus=in_pod(bus, circle),
+        announce=announce,
+        privacy=PrivacySettings(keys_dir=circle.keys_dir(device_id)),
+    )
 
 
-def measure_tts_start(bus: BusSettings, rounds: int, results: Results) -> None:
+def measure_tts_start(bus: BusSettings, circle: Circle, rounds: int, results: Results) -> None:
     handed, audio, finished = Waiter(), Waiter(), Waiter()
 
     def on_event(event: AnnounceEvent) -> None:
@@ -149,9 +203,9 @@ def measure_tts_start(bus: BusSettings, rounds: int, results: Results) -> None:
             target.note(event.message_id)
 
     announce = AnnounceSettings(output="speaker", output_device="pulse", rate_limit=10_000, prefix="chime")
-    device = Device(device_settings(bus, announce), on_announce=on_event)
+    device = Device(device_settings(bus, circle, announce), on_announce=on_event)
     device.start()
-    sender = client(bus, MAYA.device, lambda _m: None, listen=False)
+    sender = client(bus, circle, MAYA.device, lambda _m: None, listen=False)
     try:
         if not device.bus.wait_connected(WAIT_S):
             raise RuntimeError("the announcing device could not connect")
@@ -170,14 +224,14 @@ def measure_tts_start(bus: BusSettings, rounds: int, results: Results) -> None:
         device.stop()
 
 
-def measure_fanout(bus: BusSettings, listeners: int, requests: int, results: Results) -> None:
+def measure_fanout(bus: BusSettings, circle: Circle, listeners: int, requests: int, results: Results) -> None:
     arrived = Waiter()
 
     def arrival(number: int) -> Callable[[Message], None]:
         return lambda message: arrived.note(f"{message.id}/{number}")
 
-    receivers = [client(bus, f"bench-n{number:02d}", arrival(number)) for number in range(listeners)]
-    sender = client(bus, MAYA.device, lambda _m: None, listen=False)
+    receivers = [client(bus, circle, f"bench-n{number:02d}", arrival(number)) for number in range(listeners)]
+    sender = client(bus, circle, MAYA.device, lambda _m: None, listen=False)
     try:
         for _ in range(requests):
             message = new_message(MAYA, "borrow_item", {"item": "ladder"}, "can i borrow a ladder")
@@ -199,7 +253,7 @@ def measure_fanout(bus: BusSettings, listeners: int, requests: int, results: Res
             receiver.stop()
 
 
-def measure_burst(bus: BusSettings, size: int, results: Results) -> None:
+def measure_burst(bus: BusSettings, circle: Circle, size: int, results: Results) -> None:
     announced, limited, received = Waiter(), Waiter(), Waiter()
 
     def on_event(event: AnnounceEvent) -> None:
@@ -210,18 +264,21 @@ def measure_burst(bus: BusSettings, size: int, results: Results) -> None:
 
     announce = AnnounceSettings(output="print")
     results.rate_limit = f"{announce.rate_limit} per {announce.rate_window_s:g} s per neighbor"
-    device = Device(device_settings(bus, announce, "bench-sam"), on_announce=on_event)
+    settings = device_settings(bus, circle, announce, "bench-sam")
+    device = Device(settings, on_announce=on_event)
     original = device._on_bus_message  # count every delivery, then let the device handle it
 
     def counting(message: Message) -> None:
         received.note(message.id)
         original(message)
 
-    device.bus = BusClient(bus, device.settings.device, counting)
+    device.bus = BusClient(
+        settings.bus, settings.device, counting, membership=circle.membership(settings.device.id)
+    )
     device.start()
     # the flooding neighbor's outbox must hold the whole burst (the default holds 500)
-    maya = client(replace(bus, outbox_limit=2 * size), MAYA.device, lambda _m: None, listen=False)
-    lee = client(bus, LEE.device, lambda _m: None, listen=False)
+    maya = client(replace(bus, outbox_limit=2 * size), circle, MAYA.device, lambda _m: None, listen=False)
+    lee = client(bus, circle, LEE.device, lambda _m: None, listen=False)
     try:
         if not device.bus.wait_connected(WAIT_S):
             raise RuntimeError("the receiving device could not connect")
@@ -283,6 +340,10 @@ def rows(results: Results) -> list[Row]:
     lost = results.fanout_expected - results.fanout_delivered
     burst_lost = results.burst_sent - results.burst_delivered
     return [
+        Row("seal one message (sign + encrypt), median / p95", f"{percentiles(results.seal_us)} µs"),
+        Row(
+            "open one message (decrypt + verify + check), median / p95", f"{percentiles(results.open_us)} µs"
+        ),
         Row("publish → received, median / p95", f"{percentiles(results.received_ms)} ms"),
         Row(
             "publish → TTS start (handed to the engine), median / p95",
@@ -345,18 +406,24 @@ def main(argv: list[str] | None = None) -> int:
         EmbeddedBroker(Path(workdir) / "broker") as broker,
     ):
         host, port = broker.address
-        bus = BusSettings(host=host, port=port, pod="bench")
+        bus = BusSettings(host=host, port=port)
+        pods = Path(workdir) / "pods"
         print(f"broker on {host}:{port}", flush=True)
-        measure_received(bus, rounds, results)
+        measure_envelope(Circle(pods / "envelope", "bench-envelope"), 10 * rounds, results)
+        print(
+            f"seal / open: {median(results.seal_us):.0f} / {median(results.open_us):.0f} µs (median)",
+            flush=True,
+        )
+        measure_received(bus, Circle(pods / "received", "bench"), rounds, results)
         print(f"publish -> received: {percentiles(results.received_ms)} ms (median / p95)", flush=True)
         (Path(workdir) / "pulse").mkdir()
         with private_pulseaudio(Path(workdir) / "pulse"):
-            measure_tts_start(bus, tts_rounds, results)
+            measure_tts_start(bus, Circle(pods / "tts", "bench-tts"), tts_rounds, results)
         print(f"publish -> TTS start: {percentiles(results.handed_ms)} ms", flush=True)
-        measure_fanout(replace(bus, pod="bench-fanout"), 50, requests, results)
+        measure_fanout(bus, Circle(pods / "fanout", "bench-fanout"), 50, requests, results)
         print(f"fan-out: {results.fanout_delivered}/{results.fanout_expected} delivered", flush=True)
         with contextlib.redirect_stdout(io.StringIO()):  # the rate-limited burst's printed announcements
-            measure_burst(replace(bus, pod="bench-burst"), burst, results)
+            measure_burst(bus, Circle(pods / "burst", "bench-burst"), burst, results)
     table = rows(results)
     print()
     print(report.text_table(table))

@@ -213,6 +213,7 @@ class PodStore:
         return self.directory / f"{pod_id}.json"
 
     def _save(self, pod: Pod) -> None:
+        private_dir(self.keys_dir)  # mkdir(parents=True) would make it with the umask's mode
         private_dir(self.directory)
         data = json.dumps(pod.to_dict(), indent=1, sort_keys=True).encode()
         try:
