@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from voicehello.announce.phrasing import announcement
+from voicehello.announce.phrasing import announcement, in_pod
 from voicehello.announce.speaker import AnnounceEvent, Announcer
 from voicehello.audio import vad
 from voicehello.audio.sources import read_wav
@@ -280,10 +280,20 @@ class Device:
                 "message %s has intent %r that is not in the catalog; not spoken", message.id, message.intent
             )
             return
+        text = in_pod(text, self._other_pod(message))
         with self._lock:
             self._waiting[message.id] = message
         self.report(f"received: {_describe_message(message)}")
         self.announcer.submit(message, text)
+
+    def _other_pod(self, message: Message) -> str | None:
+        """The name of the pod ``message`` was said in, when it is not this device's default pod."""
+        pod = self.bus.pod_of(message.id)
+        try:
+            default = self.bus.membership.default()
+        except VoicehelloError:
+            default = None
+        return None if pod is None or (default is not None and pod.id == default.id) else pod.name
 
     def _answered(self, message: Message) -> Message | None:
         """For a reply: our own message it answers. For a cancellation: the neighbor's

@@ -57,6 +57,11 @@ class Circle:
             PodStore(keys_dir).join(self.invite)
         return keys_dir
 
+    def join(self, keys_dir: Path) -> Path:
+        """Join the pod from an existing key directory (a device in several pods)."""
+        PodStore(keys_dir).join(self.invite)
+        return keys_dir
+
     def membership(
         self, device: str, name: str | None = None, *, clock: Callable[[], float] = time.time
     ) -> Membership:

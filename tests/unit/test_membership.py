@@ -59,7 +59,8 @@ def test_from_settings_refuses_a_device_in_no_pod(tmp_path: Path) -> None:
     with pytest.raises(PrivacyError) as caught:
         Membership.from_settings(settings)
     assert str(caught.value) == NOT_IN_A_POD
-    assert "voicehello pod create" in NOT_IN_A_POD and "\n" not in NOT_IN_A_POD
+    assert "voicehello pod create" in NOT_IN_A_POD
+    assert "\n" not in NOT_IN_A_POD
     assert (tmp_path / "keys" / "device.key").exists(), "the device key is made on first use anyway"
 
 
@@ -101,7 +102,8 @@ def test_refresh_tells_pods_joined_and_left_and_forgets_expired(tmp_path: Path, 
         sam.default()
     party = PodStore(tmp_path / "sam", clock).create("party", 2)
     changes = sam.refresh()
-    assert [pod.id for pod in changes.joined] == [party.id] and changes.left == ()
+    assert [pod.id for pod in changes.joined] == [party.id]
+    assert changes.left == ()
     assert sam.refresh().joined == ()
     clock.now += 2 * 3600
     assert sam.get(party.id) is None, "over as soon as its time is, before any refresh"
@@ -117,7 +119,8 @@ def test_a_sealed_message_opens_for_members_only_once(tmp_path: Path, street: st
     pod = maya.default()
     message = new_message(Sender("maya", "Maya"), "borrow_item", {"item": "ladder"}, "a ladder", now=NOW)
     payload = maya.seal(message, pod)
-    assert b"ladder" not in payload and b"Maya" not in payload
+    assert b"ladder" not in payload
+    assert b"Maya" not in payload
 
     sam_pod = sam.default()
     with pytest.raises(UnknownSenderError) as unknown:

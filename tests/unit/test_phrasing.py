@@ -14,6 +14,7 @@ from voicehello.announce.phrasing import (
     announcement,
     clean_text,
     determine,
+    in_pod,
     is_mass_or_plural,
     readback,
     spoken_time,
@@ -303,3 +304,16 @@ def test_clean_text_leaves_only_words(text: str, max_chars: int) -> None:
     assert cleaned == cleaned.strip()
     assert "  " not in cleaned
     assert clean_text(cleaned, max_chars) == cleaned
+
+
+@pytest.mark.parametrize(
+    ("pod", "expected"),
+    [
+        (None, "Sam asks to borrow a ladder."),
+        ("", "Sam asks to borrow a ladder."),
+        ("block-party", "Block party: Sam asks to borrow a ladder."),
+        ("b--2", "B 2: Sam asks to borrow a ladder."),
+    ],
+)
+def test_a_pod_other_than_the_default_is_named_first(pod: str | None, expected: str) -> None:
+    assert in_pod("Sam asks to borrow a ladder.", pod) == expected

@@ -329,6 +329,15 @@ def announcement(message: Message, catalog: Catalog, answered: Message | None = 
     return None if phrase is None else _sentence(name, phrase)
 
 
+def in_pod(sentence: str, pod_name: str | None) -> str:
+    """``sentence`` introduced by the pod it was said in ("Block party: Sam ..."), for pods other
+    than the device's default one; unchanged for ``None``."""
+    if not pod_name:
+        return sentence
+    spoken = " ".join(pod_name.replace("-", " ").split())
+    return f"{spoken[:1].upper()}{spoken[1:]}: {sentence}"
+
+
 def _reply(message: Message, catalog: Catalog, answered: Message | None) -> str | None:
     """A reply phrased against the message it answers, or None to use the intent's own phrase."""
     yes = _YES.get(message.intent)
