@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from typing import Any
 
 from voicehello.config import Settings, load_settings
 from voicehello.privacy.keys import DeviceKeys
+from voicehello.privacy.membership import choose_default
 from voicehello.privacy.pods import Pod, PodStore, clock_time
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,11 @@ def cmd_pod_create(args: argparse.Namespace) -> int:
     pod = store.create(args.name, hours, bus.host, bus.port, bus.tls)
     print(store.invite(pod))
     print(f"pod {pod.name} ({pod.id}) {_ends(pod)}; share the code above with your neighbors")
+    if bus.username:
+        print(
+            f"on a hardened broker each member needs read access: voicehello broker grant DEVICE {pod.id}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -53,20 +60,34 @@ def cmd_pod_join(args: argparse.Namespace) -> int:
     pod = store.join(" ".join(args.code))
     broker = f"{pod.host}:{pod.port}" if pod.host else "this device's broker"
     print(f"joined pod {pod.name} ({pod.id}), {_ends(pod)}; meets on {broker}")
+    bus = settings.bus
+    if pod.host and (pod.host, pod.port) != (bus.host, bus.port):
+        configured = f"{bus.host}:{bus.port}" if bus.host else "no broker"
+        print(
+            f"note: this device is set to {configured}; set [bus] host and port to {pod.host}:{pod.port}"
+            f"{' (tls = true)' if pod.tls else ''} to hear this pod",
+            file=sys.stderr,
+        )
     return 0
 
 
 def cmd_pod_list(args: argparse.Namespace) -> int:
     """List the current pods (forgetting finished ones)."""
-    _, store = _store(args)
+    settings, store = _store(args)
     pods = store.list()
     if not pods:
         print("no pods; create one with `voicehello pod create NAME` or join one with an invite")
         return 0
     now = time.time()
-    print(f"{'NAME':32s} {'ID':16s} {'EXPIRES IN':>10s} MEMBERS")
+    default = choose_default(pods, settings.bus.pod)
+    print(f"  {'NAME':32s} {'ID':16s} {'EXPIRES IN':>10s} MEMBERS")
     for pod in pods:
-        print(f"{pod.name:32s} {pod.id:16s} {_left(pod, now):>10s} {len(pod.roster)}")
+        mark = "*" if pod == default else " "
+        print(f"{mark} {pod.name:32s} {pod.id:16s} {_left(pod, now):>10s} {len(pod.roster)}")
+    if default is None:
+        print("(no default pod: set [bus] pod to one of these names)")
+    else:
+        print("(* = where this device speaks unless told otherwise: [bus] pod)")
     return 0
 
 

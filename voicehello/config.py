@@ -93,7 +93,8 @@ class BusSettings:
     port: int = 1883
     """Broker port (8883 is usual with TLS)."""
     pod: str = "street"
-    """The circle of neighbors this device talks to (topic level ``voicehello/v1/<pod>/...``)."""
+    """The pod (name or id) this device speaks in by default; when it is in no pod of that name,
+    its only pod (see ``voicehello pod list``). It listens to every pod it is in."""
     username: str = ""
     """Broker user name; empty means connect without credentials."""
     password: str = ""

@@ -55,12 +55,16 @@ def test_create_join_list_leave(voicehello: Run, tmp_path: Path) -> None:
     assert joined.returncode == 0, joined.stderr
     assert "joined pod dinner" in joined.stdout
     assert "broker.local:8883" in joined.stdout
+    assert "set [bus] host and port to broker.local:8883 (tls = true)" in joined.stderr, (
+        "bob's config names no broker: he is told which one the pod meets on"
+    )
 
     listings = [voicehello("pod", "list", env=_env(config)) for config in (alice, bob)]
     for listing in listings:
         assert listing.returncode == 0, listing.stderr
         assert "dinner" in listing.stdout
-    pod_id = listings[0].stdout.splitlines()[1].split()[1]
+    marked, name, pod_id = listings[0].stdout.splitlines()[1].split()[:3]
+    assert (marked, name) == ("*", "dinner"), "the only pod is the default one"
     assert pod_id in listings[1].stdout
     assert list((tmp_path / "bob" / "keys" / "pods").iterdir()) == [
         tmp_path / "bob" / "keys" / "pods" / f"{pod_id}.json"
@@ -91,3 +95,25 @@ def test_typo_is_refused(voicehello: Run, tmp_path: Path) -> None:
     position = len(code) // 2
     typo = code[:position] + ("b" if code[position] != "b" else "c") + code[position + 1 :]
     _one_line_error(voicehello("pod", "join", typo, env=_env(_config(tmp_path / "bob", "keys"))), "typo")
+
+
+def test_list_marks_the_default_pod_and_create_tells_the_broker_grant(
+    voicehello: Run, tmp_path: Path
+) -> None:
+    hardened = '[bus]\nhost = "127.0.0.1"\npod = "garden"\nusername = "maya"\npassword = "x"\n'
+    maya = _config(tmp_path / "maya", "keys", hardened)
+    street = voicehello("pod", "create", "street", "--forever", env=_env(maya))
+    assert street.returncode == 0, street.stderr
+    assert "voicehello broker grant DEVICE " in street.stderr, "a hardened broker needs a grant per pod"
+    first = voicehello("pod", "list", env=_env(maya)).stdout.splitlines()
+    assert first[1].startswith("* street"), first
+    assert voicehello("pod", "create", "garden", "--hours", "2", env=_env(maya)).returncode == 0
+    rows = {
+        line.split()[-4]: line for line in voicehello("pod", "list", env=_env(maya)).stdout.splitlines()[1:3]
+    }
+    assert rows["garden"].startswith("* "), rows
+    assert rows["street"].startswith("  "), rows
+    plain = _config(tmp_path / "maya-plain", str(tmp_path / "maya" / "keys"), '[bus]\npod = "party"\n')
+    listing = voicehello("pod", "list", env=_env(plain)).stdout
+    assert "no default pod: set [bus] pod" in listing
+    assert not any(line.startswith("*") for line in listing.splitlines())

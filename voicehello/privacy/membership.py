@@ -40,6 +40,14 @@ class PodChanges:
     left: tuple[Pod, ...] = ()
 
 
+def choose_default(pods: list[Pod], wanted: str) -> Pod | None:
+    """The pod named (or with the id) ``wanted``, else the only pod, else ``None``."""
+    named = [pod for pod in pods if wanted in {pod.id, pod.name}]
+    if named:
+        return named[0]
+    return pods[0] if len(pods) == 1 else None
+
+
 class Membership:
     """This device's pods, its key, and the checks every sealed payload goes through.
 
@@ -114,13 +122,11 @@ class Membership:
         pods = self.pods
         if not pods:
             raise PrivacyError(NOT_IN_A_POD)
-        named = [pod for pod in pods if self.default_pod in {pod.id, pod.name}]
-        if named:
-            return named[0]
-        if len(pods) == 1:
-            return pods[0]
-        names = ", ".join(pod.name for pod in pods)
-        raise PrivacyError(f"set [bus] pod to the pod to speak in by default (one of: {names})")
+        chosen = choose_default(pods, self.default_pod)
+        if chosen is None:
+            names = ", ".join(pod.name for pod in pods)
+            raise PrivacyError(f"set [bus] pod to the pod to speak in by default (one of: {names})")
+        return chosen
 
     def refresh(self) -> PodChanges:
         """Reload the pods from disk (finished ones are forgotten there) and say what changed."""
