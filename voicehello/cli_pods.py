@@ -105,7 +105,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         dest="pod_command", metavar="ACTION", required=True
     )
     p = pods.add_parser("create", parents=[common], help="create a pod and print its invite code")
-    p.add_argument("name", help="pod name: lower-case letters, digits and '-'")
+    p.add_argument("name", help='pod name, e.g. "block party" (stored as block-party)')
     group = p.add_mutually_exclusive_group()
     group.add_argument(
         "--hours",

@@ -87,6 +87,7 @@ def test_default_pod_is_the_named_one_else_the_only_one(tmp_path: Path, street: 
     sam.refresh()
     assert sam.default().name == "garden"
     assert sam.resolve("street").name == "street"
+    assert sam.resolve("Garden").name == "garden", "names as people type them"
     assert sam.resolve(sam.default().id).name == "garden"
     with pytest.raises(PrivacyError, match="no pod 'party'"):
         sam.resolve("party")

@@ -151,9 +151,17 @@ def test_leave_deletes_the_pod(store: PodStore) -> None:
         store.leave(pod.id)
 
 
-def test_create_refuses_a_bad_name(store: PodStore) -> None:
-    with pytest.raises(PrivacyError):
-        store.create("Not A Name", 1, "", 1883, False)
+@pytest.mark.parametrize("name", ["", "   ", "pot/luck", "café", "x" * 33])
+def test_create_refuses_a_bad_name(store: PodStore, name: str) -> None:
+    with pytest.raises(PrivacyError, match="pod name must be"):
+        store.create(name, 1, "", 1883, False)
+
+
+def test_a_name_as_people_say_it_is_stored_with_dashes(store: PodStore) -> None:
+    pod = store.create("  Block Party ", 2, "", 1883, False)
+    assert pod.name == "block-party"
+    assert store.get("block party") == pod
+    assert store.get("Block_Party") == pod
 
 
 # --------------------------------------------------------------------------- envelope

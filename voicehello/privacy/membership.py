@@ -20,7 +20,7 @@ from voicehello.errors import EnvelopeError, PrivacyError
 from voicehello.privacy import envelope
 from voicehello.privacy.envelope import Seen
 from voicehello.privacy.keys import DeviceKeys
-from voicehello.privacy.pods import POD_ID, Pod, PodStore
+from voicehello.privacy.pods import POD_ID, Pod, PodStore, pod_name
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class Membership:
     def resolve(self, name_or_id: str) -> Pod:
         """The current pod with this name or id (:class:`PrivacyError` when there is none)."""
         for pod in self.pods:
-            if name_or_id in {pod.id, pod.name}:
+            if name_or_id == pod.id or pod_name(name_or_id) == pod.name:
                 return pod
         raise PrivacyError(f"this device is in no pod {name_or_id!r} (see `voicehello pod list`)")
 

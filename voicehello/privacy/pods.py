@@ -106,6 +106,11 @@ class Pod:
         return pod
 
 
+def pod_name(text: str) -> str:
+    """What people call a pod, as stored: "Block Party" -> ``block-party``."""
+    return "-".join(text.lower().replace("_", " ").split())
+
+
 def _check_pod(pod: Pod, error: type[PrivacyError]) -> None:
     if not POD_ID.match(pod.id):
         raise error("pod id must be 16 lower-case hex digits")
@@ -233,7 +238,7 @@ class PodStore:
         expires = None if hours is None else float(math.ceil(self._clock() + hours * 3600))
         pod = Pod(
             id=secrets.token_hex(8),
-            name=name,
+            name=pod_name(name),
             key=secrets.token_bytes(SecretBox.KEY_SIZE),
             expires=expires,
             host=host,
@@ -301,7 +306,7 @@ class PodStore:
             if pod is not None:
                 return pod
         for pod in self.list():
-            if pod.name == pod_id_or_name:
+            if pod.name == pod_name(pod_id_or_name):
                 return pod
         raise PrivacyError(f"no pod {pod_id_or_name!r} (see `voicehello pod list`)")
 
