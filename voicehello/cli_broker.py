@@ -30,10 +30,18 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_add_device(args: argparse.Namespace) -> int:
     """Add a device; print its credentials and the settings it needs."""
     directory = Path(args.dir).absolute()
-    creds = hardening.add_device(directory, args.name, list(args.pod or [hardening.DEFAULT_POD]))
+    pods = [hardening.ALL_PODS] if args.all_pods else list(args.pod or [])
+    creds = hardening.add_device(directory, args.name, pods)
     host = args.host or _first_hostname(directory)
     port = args.port or _configured_port(directory)
-    print(f"device {creds.name} may read pods: {', '.join(creds.pods)}")
+    if not creds.pods:
+        print(
+            f"device {creds.name} may read no pod yet: voicehello broker grant {creds.name} POD_ID --dir {directory}"
+        )
+    elif creds.pods == (hardening.ALL_PODS,):
+        print(f"device {creds.name} may read every pod's topics (what is said stays sealed for non-members)")
+    else:
+        print(f"device {creds.name} may read pods: {', '.join(creds.pods)}")
     print(f"username: {creds.name}")
     print(f"password: {creds.password}")
     print(f"copy {directory / hardening.CA_CERT} to the device and paste into its config/voicehello.toml:")
@@ -101,8 +109,17 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = actions.add_parser("add-device", parents=[common], help="give a device a password and pods")
     p.add_argument("name", metavar="NAME", help="device id (its user name on the broker)")
     p.add_argument("--dir", type=Path, required=True, help="the broker's directory")
-    p.add_argument(
-        "--pod", action="append", metavar="POD", help="pod it may read (repeatable; default street)"
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--pod",
+        action="append",
+        metavar="POD_ID",
+        help="id of a pod it may read (repeatable; see `pod list`)",
+    )
+    which.add_argument(
+        "--all-pods",
+        action="store_true",
+        help="it may read every pod's topics (contents stay sealed; for streets with many short-lived pods)",
     )
     p.add_argument(
         "--host", metavar="H", help="broker host for the snippet (default: first certificate name)"
@@ -112,7 +129,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = actions.add_parser("grant", parents=[common], help="let a device read one more pod")
     p.add_argument("name", metavar="NAME")
-    p.add_argument("pod", metavar="POD")
+    p.add_argument(
+        "pod", metavar="POD_ID", help=f"pod id (see `voicehello pod list`), or {hardening.ALL_PODS!r}"
+    )
     p.add_argument("--dir", type=Path, required=True, help="the broker's directory")
     p.set_defaults(func=cmd_grant)
 

@@ -91,16 +91,22 @@ def test_acl_lets_devices_write_as_themselves_and_read_granted_pods(files: harde
     acl = files.acl_file.read_text()
     assert "pattern write voicehello/v1/+/%u/#" in acl
     assert "user maya\ntopic read voicehello/v1/garden/#\ntopic read voicehello/v1/street/#" in acl
-    assert "user bob\ntopic read voicehello/v1/garden/#\ntopic read voicehello/v1/street/#" in acl
+    assert "user bob\ntopic read voicehello/v1/garden/#\n\n" in acl, "no pod unless granted"
     passwd = files.password_file.read_text()
     assert passwd.startswith("bob:") or "\nbob:" in passwd
     assert creds.password not in passwd  # only a hash
     assert _mode(files.acl_file) == 0o600
 
+    hardening.add_device(files.directory, "lee", [hardening.ALL_PODS])
+    assert "user lee\ntopic read voicehello/v1/+/#" in files.acl_file.read_text()
+
     hardening.revoke(files.directory, "maya")
     assert "maya" not in files.acl_file.read_text()
     assert "maya:" not in files.password_file.read_text()
-    assert hardening.load_devices(files.directory) == {"bob": ["street", "garden"]}
+    assert hardening.load_devices(files.directory) == {
+        "bob": ["garden"],
+        "lee": [hardening.ALL_PODS],
+    }
 
 
 @pytest.mark.parametrize("name", ["Maya", "maya/#", "+", "", "a" * 33, "maya\nuser admin"])
@@ -129,6 +135,6 @@ def test_config_snippet_loads_as_voicehello_settings(files: hardening.BrokerFile
     settings = load_settings(config)
     assert settings.device.id == "maya"
     bus = settings.bus
-    assert (bus.host, bus.port, bus.pod, bus.tls) == ("kitchen.local", 8884, "garden", True)
+    assert (bus.host, bus.port, bus.tls) == ("kitchen.local", 8884, True)
     assert bus.ca_file == files.ca_cert
     assert (bus.username, bus.password) == ("maya", creds.password)

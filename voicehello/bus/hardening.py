@@ -53,6 +53,8 @@ LOG_FILE = "mosquitto.log"
 DB_FILE = "mosquitto.db"
 DEFAULT_PORT = 8883
 DEFAULT_POD = "street"
+ALL_PODS = "all"
+"""A grant of every pod's topics (their payloads stay sealed: the device still needs the pod keys)."""
 VALIDITY = datetime.timedelta(days=3650)
 ALWAYS_NAMES = ("localhost", "127.0.0.1")
 PASSWD_FALLBACK = Path("/usr/bin/mosquitto_passwd")
@@ -262,8 +264,13 @@ def render_acl(devices: Mapping[str, Iterable[str]]) -> str:
     ]
     for name in sorted(devices):
         lines += ["", f"user {name}"]
-        lines += [f"topic read {ROOT}/{pod}/#" for pod in sorted(set(devices[name]))]
+        lines += [f"topic read {ROOT}/{_acl_level(pod)}/#" for pod in sorted(set(devices[name]))]
     return "\n".join(lines) + "\n"
+
+
+def _acl_level(pod: str) -> str:
+    """The topic level granted for ``pod``: its id, or ``+`` for :data:`ALL_PODS`."""
+    return "+" if pod == ALL_PODS else pod
 
 
 def _check_name(what: str, value: str) -> None:
@@ -366,7 +373,8 @@ def _run_passwd(*args: str) -> None:
 
 
 def add_device(directory: Path, name: str, pods: list[str]) -> DeviceCredentials:
-    """Give device ``name`` a fresh random password and read access to ``pods``; reload the broker."""
+    """Give device ``name`` a fresh random password and read access to ``pods`` (pod ids, or
+    :data:`ALL_PODS`; none is allowed: grant them later); reload the broker."""
     directory = Path(directory).absolute()
     _check_name("device name", name)
     for pod in pods:
@@ -376,10 +384,10 @@ def add_device(directory: Path, name: str, pods: list[str]) -> DeviceCredentials
         raise HardeningError(f"device {name!r} already exists; `voicehello broker revoke {name}` it first")
     password = secrets.token_urlsafe(18)
     _run_passwd("-b", str(directory / PASSWORD_FILE), name, password)
-    devices[name] = list(dict.fromkeys(pods or [DEFAULT_POD]))  # the first is the device's pod
+    devices[name] = list(dict.fromkeys(pods))
     _save_devices(directory, devices)
     reload_broker(directory)
-    log.info("device %s added with pods %s", name, ", ".join(devices[name]))
+    log.info("device %s added with pods %s", name, ", ".join(devices[name]) or "(none yet)")
     return DeviceCredentials(name=name, password=password, pods=tuple(devices[name]))
 
 
@@ -450,7 +458,6 @@ def _toml_string(value: str) -> str:
 
 def config_snippet(creds: DeviceCredentials, host: str, port: int, ca_path: Path | str) -> str:
     """The ``[device]`` and ``[bus]`` tables a device pastes into ``config/voicehello.toml``."""
-    pod = creds.pods[0] if creds.pods else DEFAULT_POD
     text = "\n".join(
         [
             "[device]",
@@ -459,7 +466,6 @@ def config_snippet(creds: DeviceCredentials, host: str, port: int, ca_path: Path
             "[bus]",
             f"host = {_toml_string(host)}",
             f"port = {port}",
-            f"pod = {_toml_string(pod)}",
             "tls = true",
             f"ca_file = {_toml_string(str(ca_path))}",
             f"username = {_toml_string(creds.name)}",
