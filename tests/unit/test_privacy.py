@@ -14,9 +14,11 @@ from voicehello.bus.messages import Message, Sender, new_message
 from voicehello.bus.mqtt import SeenIds
 from voicehello.errors import EnvelopeError, InviteError, PrivacyError
 from voicehello.privacy.envelope import (
+    PAD_BYTES,
     key_topic,
     open_key_announcement,
     open_message,
+    pad,
     seal,
     seal_key_announcement,
 )
@@ -366,3 +368,26 @@ def test_learn_refuses_unknown_pod_and_bad_key(store: PodStore, pod: Pod) -> Non
     assert not store.learn("0" * 16, "alice", DeviceKeys.generate().verify_key_b64)
     assert not store.learn(pod.id, "alice", "not-a-key")
     assert not store.learn(pod.id, "Bad Id", DeviceKeys.generate().verify_key_b64)
+
+
+@pytest.mark.parametrize("text", ["hi", "can I borrow a ladder", "x" * 300, "y" * 900])
+def test_sealed_messages_are_padded_so_their_size_says_little(text: str) -> None:
+    padded = pad(text.encode())
+    assert len(padded) % PAD_BYTES == 0
+    assert len(padded) - len(text) < PAD_BYTES
+    assert padded.rstrip(b" ") == text.encode()
+
+
+def test_short_and_long_requests_seal_to_the_same_size(pod: Pod) -> None:
+    keys = DeviceKeys.generate()
+    sizes = {
+        len(
+            seal(
+                new_message(Sender("maya", "Maya"), "borrow_item", {"item": item}, f"can I borrow {item}"),
+                pod,
+                keys,
+            )
+        )
+        for item in ("a ladder", "an extension ladder for the gutter")
+    }
+    assert len(sizes) == 1, sizes

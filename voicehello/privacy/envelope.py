@@ -7,8 +7,10 @@ Wire format (UTF-8 JSON, at most 8 KiB)::
 The box is NaCl ``SecretBox`` (XSalsa20-Poly1305) under the pod key. Its plaintext is a NaCl
 signed message (64-byte Ed25519 signature + data):
 
-* on ``voicehello/v1/<pod id>/<device>/intent/<intent>``: data = ``Message.to_json()`` bytes,
-  signed by the sender's device key (pinned in the pod roster);
+* on ``voicehello/v1/<pod id>/<device>/intent/<intent>``: data = ``Message.to_json()`` bytes
+  padded with spaces to a multiple of :data:`PAD_BYTES` (so that the size of the ciphertext
+  says little about what was said; JSON ignores trailing whitespace), signed by the sender's
+  device key (pinned in the pod roster);
 * on ``voicehello/v1/<pod id>/<device>/key`` (retained): data = UTF-8 JSON
   ``{"v": 1, "device": "...", "name": "...", "key": "<verify key b64>", "ts": <unix>}``,
   signed by the announced key itself.
@@ -27,7 +29,7 @@ from typing import Any, Protocol
 from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
 
-from voicehello.bus.messages import Message
+from voicehello.bus.messages import MAX_PAYLOAD_BYTES, Message
 from voicehello.bus.topics import key_topic
 from voicehello.config import DEVICE_ID
 from voicehello.errors import EnvelopeError, MessageError, ReplayError, UnknownSenderError
@@ -40,6 +42,8 @@ VERSION = 1
 MAX_ENVELOPE_BYTES = 8192
 NONCE_BYTES = SecretBox.NONCE_SIZE
 MAC_BYTES = SecretBox.MACBYTES
+PAD_BYTES = 256
+"""Messages are padded to a multiple of this many bytes before they are signed and sealed."""
 MAX_ANNOUNCEMENT_AHEAD_S = 3600.0
 """A key announcement dated further in the future than this is refused."""
 
@@ -102,7 +106,14 @@ def _unbox(payload: bytes, pod: Pod) -> bytes:
 
 def seal(message: Message, pod: Pod, keys: DeviceKeys) -> bytes:
     """The payload to publish for ``message`` in ``pod``: signed by this device, boxed for the pod."""
-    return _box(pod, keys.sign(message.to_json()))
+    return _box(pod, keys.sign(pad(message.to_json())))
+
+
+def pad(data: bytes) -> bytes:
+    """``data`` followed by spaces up to the next multiple of :data:`PAD_BYTES` (at most
+    ``MAX_PAYLOAD_BYTES``, which no valid message exceeds)."""
+    size = min(-(-len(data) // PAD_BYTES) * PAD_BYTES, max(len(data), MAX_PAYLOAD_BYTES))
+    return data + b" " * (size - len(data))
 
 
 def _claimed_device(data: bytes) -> str:
