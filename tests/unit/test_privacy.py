@@ -380,14 +380,11 @@ def test_sealed_messages_are_padded_so_their_size_says_little(text: str) -> None
 
 def test_short_and_long_requests_seal_to_the_same_size(pod: Pod) -> None:
     keys = DeviceKeys.generate()
-    sizes = {
-        len(
-            seal(
-                new_message(Sender("maya", "Maya"), "borrow_item", {"item": item}, f"can I borrow {item}"),
-                pod,
-                keys,
-            )
-        )
-        for item in ("a ladder", "an extension ladder for the gutter")
-    }
-    assert len(sizes) == 1, sizes
+    messages = [
+        new_message(Sender("maya", "Maya"), "borrow_item", {"item": item}, f"can I borrow {item}", now=NOW)
+        for item in ("a saw", "an extension ladder for the gutter")
+    ]
+    plain = {len(message.to_json()) for message in messages}
+    assert len(plain) == 2
+    assert max(plain) < PAD_BYTES, "an everyday request fits the first bucket"
+    assert len({len(seal(message, pod, keys)) for message in messages}) == 1

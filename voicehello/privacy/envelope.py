@@ -42,7 +42,7 @@ VERSION = 1
 MAX_ENVELOPE_BYTES = 8192
 NONCE_BYTES = SecretBox.NONCE_SIZE
 MAC_BYTES = SecretBox.MACBYTES
-PAD_BYTES = 256
+PAD_BYTES = 512
 """Messages are padded to a multiple of this many bytes before they are signed and sealed."""
 MAX_ANNOUNCEMENT_AHEAD_S = 3600.0
 """A key announcement dated further in the future than this is refused."""
