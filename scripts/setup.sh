@@ -20,6 +20,7 @@ DEBIAN_PACKAGES=(
   sox                              # audio conversion and noise for tests and benchmarks
   pocketsphinx-testdata            # real human recordings for tests
   mosquitto mosquitto-clients      # the local MQTT broker
+  zbar-tools                       # tests scan the printed invite QR codes (zbarimg)
 )
 
 install_debian_packages() {

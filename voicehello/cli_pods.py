@@ -12,6 +12,7 @@ from voicehello.config import Settings, load_settings
 from voicehello.privacy.keys import DeviceKeys
 from voicehello.privacy.membership import choose_default
 from voicehello.privacy.pods import Pod, PodStore, clock_time
+from voicehello.privacy.qr import invite_qr
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,11 @@ def cmd_pod_create(args: argparse.Namespace) -> int:
     hours = None if args.forever else (DEFAULT_HOURS if args.hours is None else args.hours)
     bus = settings.bus
     pod = store.create(args.name, hours, bus.host, bus.port, bus.tls)
-    print(store.invite(pod))
+    code = store.invite(pod)
+    print(code)
     print(f"pod {pod.name} ({pod.id}) {_ends(pod)}; share the code above with your neighbors")
+    if args.qr:
+        print(invite_qr(code), end="")
     if bus.username:
         print(
             f"on a hardened broker each member needs read access: voicehello broker grant DEVICE {pod.id}",
@@ -113,6 +117,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help=f"how long the pod lasts (default {DEFAULT_HOURS:g}); then its key is deleted",
     )
     group.add_argument("--forever", action="store_true", help="a pod that never expires (the street)")
+    p.add_argument("--qr", action="store_true", help="also print the invite as a QR code to scan")
     p.set_defaults(func=cmd_pod_create)
 
     p = pods.add_parser("join", parents=[common], help="join a pod with an invite code")

@@ -117,3 +117,48 @@ def test_list_marks_the_default_pod_and_create_tells_the_broker_grant(
     listing = voicehello("pod", "list", env=_env(plain)).stdout
     assert "no default pod: set [bus] pod" in listing
     assert not any(line.startswith("*") for line in listing.splitlines())
+
+
+_DARK = {"\u2588": (False, False), "\u2580": (False, True), "\u2584": (True, False), " ": (True, True)}
+"""Printed character -> (top module dark, bottom module dark): light modules are drawn."""
+
+
+def _scan(qr_text: str, directory: Path, scale: int = 6) -> str:
+    """Decode a QR code printed in text with zbarimg (the picture goes through a PBM file)."""
+    rows: list[list[bool]] = []
+    for line in qr_text.splitlines():
+        cells = [_DARK[char] for char in line]
+        rows += [[top for top, _ in cells], [bottom for _, bottom in cells]]
+    width = len(rows[0]) * scale
+    pixels = [
+        " ".join("1" if dark else "0" for dark in row for _ in range(scale))
+        for row in rows
+        for _ in range(scale)
+    ]
+    picture = directory / "invite.pbm"
+    picture.write_text(f"P1\n{width} {len(pixels)}\n" + "\n".join(pixels) + "\n", encoding="ascii")
+    scanned = subprocess.run(
+        ["zbarimg", "--raw", "-q", str(picture)], capture_output=True, text=True, check=False
+    )
+    assert scanned.returncode == 0, f"zbarimg found no QR code: {scanned.stderr}"
+    return scanned.stdout.strip()
+
+
+def test_the_printed_qr_code_scans_to_a_code_that_joins(voicehello: Run, tmp_path: Path) -> None:
+    alice = _config(tmp_path / "alice", "keys", '[bus]\nhost = "pi.local"\n')
+    created = voicehello("pod", "create", "block party", "--hours", "2", "--qr", env=_env(alice))
+    assert created.returncode == 0, created.stderr
+    code, about, *qr = created.stdout.splitlines()
+    assert "pod block-party" in about
+    assert len(qr) > 20, "no QR code printed"
+    assert set("".join(qr)) <= set(_DARK), "only half blocks and spaces"
+    scanned = _scan("\n".join(qr), tmp_path)
+    assert scanned.lower() == code, "the QR code carries the invite code (upper-case: a smaller symbol)"
+    joined = voicehello("pod", "join", scanned, env=_env(_config(tmp_path / "bob", "keys")))
+    assert joined.returncode == 0, joined.stderr
+    assert "joined pod block-party" in joined.stdout
+
+
+def test_without_qr_only_the_code_and_a_line_about_it(voicehello: Run, tmp_path: Path) -> None:
+    created = voicehello("pod", "create", "street", "--forever", env=_env(_config(tmp_path / "a", "keys")))
+    assert len(created.stdout.splitlines()) == 2
