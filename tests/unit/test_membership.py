@@ -190,3 +190,18 @@ def test_a_pod_made_on_another_broker_is_heard_with_a_warning(
     sam.refresh()
     assert [pod.name for pod in sam.pods] == ["street"]
     assert "made on the broker broker.example:8883 but this device talks to 127.0.0.1:1883" in caplog.text
+
+
+def test_a_broken_pod_file_is_skipped_with_one_warning_not_one_per_refresh(
+    tmp_path: Path, street: str, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    PodStore(tmp_path / "sam", clock).join(street)
+    broken = tmp_path / "sam" / "pods" / "0123456789abcdef.json"
+    broken.write_text("{not json", encoding="utf-8")
+    broken.chmod(0o600)
+    caplog.set_level(logging.WARNING)
+    sam = member(tmp_path, "sam", clock)
+    for _ in range(5):
+        sam.refresh()
+    assert [pod.name for pod in sam.pods] == ["street"]
+    assert sum("ignoring" in record.getMessage() for record in caplog.records) == 1

@@ -213,6 +213,7 @@ class PodStore:
         self.keys_dir = keys_dir
         self.directory = keys_dir / "pods"
         self._clock = clock
+        self._ignored: set[Path] = set()
 
     def _path(self, pod_id: str) -> Path:
         return self.directory / f"{pod_id}.json"
@@ -284,7 +285,9 @@ class PodStore:
         try:
             pod = Pod.from_dict(json.loads(read_private(path)))
         except (PrivacyError, ValueError) as exc:
-            log.warning("ignoring %s: %s", path, exc)
+            if path not in self._ignored:  # the bus re-reads the pods every second: say it once
+                log.warning("ignoring %s: %s", path, exc)
+                self._ignored.add(path)
             return None
         if pod.expired(self._clock()):
             log.info("pod %s (%s) is over: deleting its key", pod.name, pod.id)
