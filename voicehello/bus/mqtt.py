@@ -242,6 +242,9 @@ class BusClient:
         self._waiting: deque[_Waiting] = deque()  # network thread and sender's housekeeping
         self._waiting_lock = threading.Lock()
         self._said_in: dict[str, str] = {}  # message id -> pod id, for replies (bounded)
+        self._left: list[Pod] = []  # pods left or over, not yet unsubscribed
+        self._left_lock = threading.Lock()
+        self._stale: set[str] = set()  # pod ids unsubscribed on this connection (network thread)
 
     # -- public API -------------------------------------------------------------------------
     @property
@@ -417,6 +420,7 @@ class BusClient:
             window = min(WINDOW, getattr(properties, "ReceiveMaximum", WINDOW))
             self._events.put(_Up(reclaimed, window))
             pods = self.membership.pods
+            self._forget_left_pods(client)  # before anything of theirs can arrive
             if self._listen:
                 self._subscribe_mid = self._subscribe(client, pods)
                 client.publish(self._status_topic, topics.ONLINE, qos=QOS, retain=True)
@@ -435,6 +439,7 @@ class BusClient:
                 session,
             )
             self._ever_connected = self._online = True
+            self._stale.clear()
             self._down_reported = False
         except Exception:
             log.exception("error while setting up the broker connection")
@@ -537,8 +542,12 @@ class BusClient:
             return
         parts = topics.parse_topic(topic)
         pod = self.membership.get(parts.pod) if parts is not None else None
+        if parts is not None and parts.kind == "key" and not incoming.payload:
+            return  # a retained key announcement being cleared (maybe in a pod this device left)
         if parts is None or pod is None:
             self._drop(topic, "not a topic of a pod this device is in")
+            if parts is not None:
+                self._unsubscribe_stale(parts.pod)
         elif parts.kind == "status":
             self._presence(parts.device, bytes(incoming.payload))
         elif parts.kind == "key":
@@ -548,10 +557,18 @@ class BusClient:
         else:
             self._intent(topic, pod, parts, bytes(incoming.payload))
 
+    def _unsubscribe_stale(self, pod_id: str) -> None:
+        """Stop a subscription the broker kept for a pod this device is no longer in (a resumed
+        session remembers pods left while the daemon was not running)."""
+        client = self._client
+        if client is None or pod_id in self._stale or not self._listen:
+            return
+        self._stale.add(pod_id)
+        log.info("unsubscribing from pod %s: this device is no longer in it", pod_id)
+        client.unsubscribe(list(topics.pod_subscriptions(pod_id)))
+
     def _key(self, topic: str, pod: Pod, parts: topics.TopicParts, payload: bytes) -> None:
         """A member's key announcement: pin it, then open what waited for it."""
-        if not payload:
-            return  # a retained announcement being cleared
         try:
             device = self.membership.learn(payload, pod, parts.device)
         except EnvelopeError as exc:
@@ -688,17 +705,26 @@ class BusClient:
                 "message %s (%s) not sent: its pod is over", outgoing.message.id, outgoing.message.intent
             )
             self._outbox.remove(outgoing)
+        with self._left_lock:
+            self._left.extend(changes.left)
         client = self._client
         if client is None or not self._link_up:
-            return  # on the next connection, _on_connect subscribes to the current pods
-        for pod in changes.left:
-            if self._listen:
-                client.unsubscribe(list(topics.pod_subscriptions(pod.id)))
-            client.publish(topics.key_topic(pod.id, self._device.id), b"", qos=QOS, retain=True)
+            return  # the next connection forgets the pods left and subscribes to the current ones
+        self._forget_left_pods(client)
         if self._listen:
             self._subscribe(client, list(changes.joined))
         for pod in changes.joined:
             self._announce_key(client, pod)
+
+    def _forget_left_pods(self, client: mqtt.Client) -> None:
+        """Unsubscribe from the pods left or over and clear this device's key there (while
+        connected; pods left while the broker was away are forgotten when it is back)."""
+        with self._left_lock:
+            left, self._left = self._left, []
+        for pod in left:
+            if self._listen:
+                client.unsubscribe(list(topics.pod_subscriptions(pod.id)))
+            client.publish(topics.key_topic(pod.id, self._device.id), b"", qos=QOS, retain=True)
 
     def _handle(self, event: _Event | None) -> None:
         """Apply one event to the outbox (lock held)."""

@@ -11,6 +11,7 @@ import binascii
 import logging
 import os
 import stat
+import threading
 from pathlib import Path
 
 from nacl.exceptions import BadSignatureError, CryptoError
@@ -44,7 +45,7 @@ def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> None:
     """Write ``data`` to ``path`` with mode 0600 from the start (atomically unless ``exclusive``:
     then the file must not exist yet, and :class:`FileExistsError` is raised if it does)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    target = path if exclusive else path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    target = path if exclusive else path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(target, flags, PRIVATE_FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as out:

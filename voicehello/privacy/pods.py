@@ -25,6 +25,7 @@ import math
 import re
 import secrets
 import struct
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -214,6 +215,7 @@ class PodStore:
         self.directory = keys_dir / "pods"
         self._clock = clock
         self._ignored: set[Path] = set()
+        self._learning = threading.Lock()  # learn() reads, changes and writes a pod file
 
     def _path(self, pod_id: str) -> Path:
         return self.directory / f"{pod_id}.json"
@@ -326,6 +328,10 @@ class PodStore:
         True when the key is (now) the pinned one; False, with a log line, for a different key
         than the pinned one, an unknown or finished pod, or a malformed device id or key.
         """
+        with self._learning:
+            return self._learn(pod_id, device, verify_key_b64)
+
+    def _learn(self, pod_id: str, device: str, verify_key_b64: str) -> bool:
         pod = self._load(pod_id) if POD_ID.match(pod_id) else None
         if pod is None:
             log.warning("not pinning a key for %s: no current pod %s", device, pod_id)

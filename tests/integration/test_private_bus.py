@@ -1,0 +1,459 @@
+"""The private bus against a real Mosquitto: what the broker sees, keys, and pods that come and go.
+
+Every message and key announcement is sealed for one pod (:mod:`voicehello.privacy.envelope`).
+These tests check it from the outside: a raw paho client (no voicehello code) watches the
+broker and publishes what a late, forgetful or hostile member would; pods are real ones
+(``pods.Circle``, real keys and invite codes under ``tmp_path``) that devices join, leave or
+outlive while their BusClient runs. Helpers are shared with ``test_bus.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from pods import Circle
+from test_bus import (
+    LOGGER,
+    WAIT_S,
+    Kitchen,
+    Kitchens,
+    RawClients,
+    display_name,
+    drops,
+    expiry_interval,
+    infos,
+    pinned,
+    unseal,
+    verify_key,
+    wait_until,
+)
+
+from voicehello.bus import topics
+from voicehello.bus.broker import EmbeddedBroker
+from voicehello.bus.messages import Message, Sender, new_message
+from voicehello.config import DeviceSettings
+from voicehello.errors import PrivacyError
+from voicehello.privacy.keys import DeviceKeys
+from voicehello.privacy.membership import Membership
+from voicehello.privacy.pods import PodStore
+
+pytestmark = pytest.mark.integration
+
+PODS_LOGGER = "voicehello.privacy.pods"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """Where the test's pods and its devices' key dirs live."""
+    return tmp_path / "pods"
+
+
+@pytest.fixture
+def pod(root: Path) -> Circle:
+    """A pod of the test's own (no end): every device's default pod."""
+    return Circle(root)
+
+
+@pytest.fixture
+def kitchens() -> Iterator[Kitchens]:
+    """Kitchens (BusClients), all stopped at teardown."""
+    made = Kitchens()
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def raw() -> Iterator[RawClients]:
+    """Raw paho clients, closed at teardown."""
+    made = RawClients()
+    yield made
+    made.close()
+
+
+def outsider(circle: Circle, keys_dir: Path, device: str) -> Membership:
+    """A member of ``circle`` with a key dir (and so a key) of its own at ``keys_dir``, whatever
+    ``device`` id it claims: runs no client, its envelopes are published by a raw client."""
+    PodStore(keys_dir).join(circle.invite)
+    membership = Membership(
+        PodStore(keys_dir),
+        DeviceKeys.load_or_create(keys_dir),
+        DeviceSettings(id=device, name=device.title()),
+        default_pod=circle.name,
+    )
+    membership.refresh()
+    return membership
+
+
+def said_in(kitchen: Kitchen, message: Message) -> str | None:
+    """The id of the pod ``kitchen`` says ``message`` was said in."""
+    pod = kitchen.client.pod_of(message.id)
+    return None if pod is None else pod.id
+
+
+def pod_file(keys_dir: Path, circle: Circle) -> Path:
+    """Where a device keeps ``circle``'s pod (and so its key)."""
+    return keys_dir / "pods" / f"{circle.id}.json"
+
+
+# --------------------------------------------------------------------------- what the broker sees
+
+
+def test_a_raw_subscriber_sees_only_ciphertext(
+    fresh_broker: EmbeddedBroker, pod: Circle, kitchens: Kitchens, raw: RawClients
+) -> None:
+    spy = raw(fresh_broker)
+    spy.subscribe(f"{topics.ROOT}/#")
+    maya, sam = kitchens(fresh_broker, pod, "maya"), kitchens(fresh_broker, pod, "sam")
+    request = new_message(
+        maya.sender, "borrow_item", {"item": "purple ladder"}, "may I borrow a purple ladder"
+    )
+    maya.client.publish(request)
+    assert sam.inbox.wait_for(lambda items: request in items)
+    reply = new_message(sam.sender, "reply_yes", {}, "yes you may have it", in_reply_to=request.id)
+    sam.client.publish(reply)
+    assert maya.inbox.wait_for(lambda items: reply in items)
+    assert maya.client.flush(WAIT_S)
+    assert sam.client.flush(WAIT_S)
+
+    def kinds(items: list[mqtt.MQTTMessage]) -> set[str]:
+        return {parts.kind for parts in (topics.parse_topic(m.topic) for m in items) if parts is not None}
+
+    assert spy.received.wait_for(lambda items: {"intent", "key", "status"} <= kinds(items))
+    assert spy.received.wait_for(lambda items: sum("/intent/" in m.topic for m in items) == 2)
+    readable = [request.text, reply.text, "purple ladder", display_name("maya"), display_name("sam")]
+    for seen in spy.received.snapshot():
+        parts = topics.parse_topic(seen.topic)
+        assert parts is not None, seen.topic
+        assert parts.pod == pod.id
+        for secret in readable:
+            assert secret.encode() not in seen.payload, f"{secret!r} is readable on {seen.topic}"
+        if parts.kind == "status":
+            assert seen.payload in (topics.ONLINE, topics.OFFLINE)
+        else:
+            envelope = json.loads(seen.payload)
+            assert set(envelope) == {"v", "pod", "box"}, f"not an envelope on {seen.topic}"
+            assert envelope["pod"] == pod.id
+
+
+def test_key_announcement_is_retained_until_the_pod_ends(
+    mosquitto: EmbeddedBroker, root: Path, kitchens: Kitchens, raw: RawClients
+) -> None:
+    pod = Circle(root, hours=2)
+    maya = kitchens(mosquitto, pod, "maya")
+
+    late = raw(mosquitto)
+    late.subscribe(topics.key_topic(pod.id, "maya"))
+    assert late.received.wait_for(lambda items: len(items) == 1)
+    seen = late.received.snapshot()[0]
+    expires = pod.pod.expires
+    assert expires is not None
+
+    left = expires - time.time()
+    assert seen.retain
+    assert left - 60 <= expiry_interval(seen) <= left + 1
+    announcement = json.loads(unseal(seen.payload, pod.pod, verify_key(maya)))
+    assert announcement["device"] == "maya"
+
+
+# --------------------------------------------------------------------------- waiting for keys
+
+
+def test_a_message_is_held_until_its_senders_key_arrives(
+    mosquitto: EmbeddedBroker,
+    pod: Circle,
+    kitchens: Kitchens,
+    raw: RawClients,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    sam = kitchens(mosquitto, pod, "sam")
+    lee = pod.membership("lee", "Lee")
+    message = new_message(Sender("lee", "Lee"), "borrow_item", {"item": "ladder"})
+    late_joiner = raw(mosquitto)
+
+    late_joiner.publish(topics.intent_topic(pod.id, "lee", "borrow_item"), lee.seal(message, pod.pod))
+    wait_until(
+        lambda: any("holding a message from lee" in line for line in infos(caplog)),
+        "the message was not held for lee's key",
+    )
+    assert sam.inbox.snapshot() == []
+    late_joiner.publish(topics.key_topic(pod.id, "lee"), lee.key_announcement(pod.pod), retain=True)
+
+    assert sam.inbox.wait_for(lambda items: message in items), "the held message was not delivered"
+    assert sam.inbox.snapshot() == [message]
+    assert said_in(sam, message) == pod.id
+    assert pinned(sam, pod, "lee") == lee.keys.verify_key_b64
+    assert not [line for line in drops(caplog) if pod.id in line]
+
+
+def test_a_message_whose_senders_key_never_comes_is_dropped(
+    mosquitto: EmbeddedBroker,
+    pod: Circle,
+    kitchens: Kitchens,
+    raw: RawClients,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The real KEY_WAIT_S (30 s) would make this test half a minute of waiting; 1 s goes
+    # through the same hold-then-drop path.
+    monkeypatch.setattr("voicehello.bus.mqtt.KEY_WAIT_S", 1.0)
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    sam = kitchens(mosquitto, pod, "sam")
+    kim = pod.membership("kim", "Kim")
+    first = new_message(Sender("kim", "Kim"), "borrow_item", {"item": "ladder"})
+    forgetful = raw(mosquitto)
+
+    forgetful.publish(topics.intent_topic(pod.id, "kim", "borrow_item"), kim.seal(first, pod.pod))
+    wait_until(
+        lambda: any("unknown sender kim" in line for line in drops(caplog)),
+        "the message was not dropped after KEY_WAIT_S",
+    )
+    # the key comes after all: what was dropped stays dropped, what follows is delivered
+    forgetful.publish(topics.key_topic(pod.id, "kim"), kim.key_announcement(pod.pod), retain=True)
+    second = new_message(Sender("kim", "Kim"), "say_hello")
+    forgetful.publish(topics.intent_topic(pod.id, "kim", "say_hello"), kim.seal(second, pod.pod))
+
+    assert sam.inbox.wait_for(lambda items: second in items)
+    assert sam.inbox.snapshot() == [second]
+    lines = [line for line in drops(caplog) if pod.id in line]
+    assert len(lines) == 1, lines
+    assert "unknown sender kim" in lines[0]
+
+
+# --------------------------------------------------------------------------- pods joined, left, over
+
+
+def test_a_pod_joined_while_running_is_picked_up(
+    mosquitto: EmbeddedBroker, root: Path, pod: Circle, kitchens: Kitchens, raw: RawClients
+) -> None:
+    second = Circle(root, name=f"{pod.name}-2")
+    second.keys_dir("maya")
+    maya, sam = kitchens(mosquitto, pod, "maya"), kitchens(mosquitto, pod, "sam")
+    spy = raw(mosquitto)
+    spy.subscribe(topics.key_topic(second.id, "sam"))
+    assert spy.received.snapshot() == []
+    assert sam.membership.get(second.id) is None
+
+    second.keys_dir("sam")  # `voicehello pod join CODE` while sam's daemon runs
+    assert spy.received.wait_for(lambda items: len(items) == 1), "sam never announced its key in the new pod"
+    assert (
+        json.loads(unseal(spy.received.snapshot()[0].payload, second.pod, verify_key(sam)))["device"] == "sam"
+    )
+
+    there = maya.say(pod=second.name)
+    here = maya.say()
+    assert sam.inbox.wait_for(lambda items: there in items and here in items), (
+        "nothing said in the new pod arrived"
+    )
+    assert said_in(sam, there) == second.id
+    assert said_in(sam, here) == pod.id
+
+
+def test_a_pod_left_while_running_is_no_longer_heard(
+    mosquitto: EmbeddedBroker,
+    root: Path,
+    pod: Circle,
+    kitchens: Kitchens,
+    raw: RawClients,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    second = Circle(root, name=f"{pod.name}-2")
+    sam_dir = second.keys_dir("sam")
+    second.keys_dir("maya")
+    maya, sam = kitchens(mosquitto, pod, "maya"), kitchens(mosquitto, pod, "sam")
+    before = maya.say(pod=second.name)
+    assert sam.inbox.wait_for(lambda items: before in items)
+    spy = raw(mosquitto)
+    spy.subscribe(topics.key_topic(second.id, "sam"))
+    assert spy.received.wait_for(lambda items: len(items) == 1)
+    assert spy.received.snapshot()[0].payload, "sam's key is not retained in the pod"
+
+    PodStore(sam_dir).leave(second.id)  # `voicehello pod leave` while sam's daemon runs
+
+    assert spy.received.wait_for(lambda items: items[-1].payload == b""), "sam's retained key was not cleared"
+    assert not pod_file(sam_dir, second).exists()
+    after = maya.say(pod=second.name)
+    here = maya.say()
+    assert maya.inbox.wait_for(lambda items: after in items), "maya's message in the pod was not published"
+    assert sam.inbox.wait_for(lambda items: here in items)
+    assert after not in sam.inbox.snapshot(), "sam still hears a pod it left"
+    assert not [line for line in drops(caplog) if second.id in line], "sam is still subscribed to the pod"
+    retained = raw(mosquitto).retained(topics.key_subscription(second.id))
+    assert set(retained) == {topics.key_topic(second.id, "maya")}
+
+
+def test_a_pod_that_ends_while_running_is_forgotten(
+    fresh_broker: EmbeddedBroker,
+    root: Path,
+    pod: Circle,
+    kitchens: Kitchens,
+    raw: RawClients,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    brief = Circle(root, name=f"{pod.name}-brief", hours=0.0015)  # over in 5.4 to 6.4 s
+    ends = brief.pod.expires
+    assert ends is not None
+    sam_dir, maya_dir = brief.keys_dir("sam"), brief.keys_dir("maya")
+    maya_elsewhere = brief.membership("maya")  # maya's key, used by a raw client once the pod is over
+    spy = raw(fresh_broker, client_id="spy", session_expiry_s=300)  # its session outlives a broker restart
+    spy.subscribe(topics.intent_subscription(brief.id))
+    maya, sam = kitchens(fresh_broker, pod, "maya"), kitchens(fresh_broker, pod, "sam")
+    during = maya.say(pod=brief.name)
+    assert sam.inbox.wait_for(lambda items: during in items)
+    assert said_in(sam, during) == brief.id
+
+    fresh_broker.stop()
+    wait_until(lambda: not maya.client.connected, "maya did not notice the broker stopped")
+    stranded = maya.say(pod=brief.name)  # waits in the outbox ...
+    assert maya.client.pending == 1
+    assert time.time() < ends, "this machine is too slow for the pod to still be on here"
+    wait_until(  # ... until the pod ends
+        lambda: not pod_file(sam_dir, brief).exists() and not pod_file(maya_dir, brief).exists(),
+        "the pod's key was not deleted when it ended",
+    )
+    wait_until(
+        lambda: any(stranded.id in line and "its pod is over" in line for line in drops(caplog)),
+        "the message for the pod that ended was not dropped from the outbox",
+    )
+    assert maya.client.pending == 0
+
+    fresh_broker.restart()
+    assert maya.client.wait_connected(WAIT_S)
+    assert sam.client.wait_connected(WAIT_S)
+    leftover = new_message(maya.sender, "say_hello")
+    raw(fresh_broker).publish(
+        topics.intent_topic(brief.id, "maya", "say_hello"), maya_elsewhere.seal(leftover, brief.pod)
+    )
+    here = maya.say()
+    assert sam.inbox.wait_for(lambda items: here in items)
+    assert sam.inbox.snapshot() == [during, here]
+    said_hello = topics.intent_topic(brief.id, "maya", "say_hello")
+    assert spy.received.wait_for(lambda items: any(m.topic == said_hello for m in items))
+    sent_there = {  # a set: QoS 1 may deliver "during" again after the restart
+        Message.from_json(unseal(m.payload, brief.pod, verify_key(maya))).id for m in spy.received.snapshot()
+    }
+    assert sent_there == {during.id, leftover.id}, "the message stranded in the outbox was sent"
+    assert sam.membership.get(brief.id) is None
+    # what the broker still had in flight for the pod may come once more; what is said there
+    # after the reconnection must not reach a device that unsubscribed on reconnecting
+    stale = [line for line in drops(caplog) if said_hello in line]
+    assert stale == [], "the pod that ended while the broker was away is still subscribed"
+
+
+def test_a_pod_left_while_the_daemon_was_off_is_unsubscribed_on_its_first_message(
+    mosquitto: EmbeddedBroker,
+    root: Path,
+    pod: Circle,
+    kitchens: Kitchens,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The broker keeps a stopped device's session, subscriptions included; the restarted
+    device no longer knows the pod it left meanwhile, so it drops the first message there
+    and unsubscribes (once), and hears nothing more of it."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    party = Circle(root, name=f"{pod.name}-party")
+    sam_dir = party.keys_dir("sam")
+    party.keys_dir("maya")
+    maya, sam = kitchens(mosquitto, pod, "maya"), kitchens(mosquitto, pod, "sam")
+    sam.client.stop()
+    PodStore(sam_dir).leave(party.id)  # `voicehello pod leave` while sam's daemon is off
+    first = maya.say(pod=party.name)
+    assert maya.inbox.wait_for(lambda items: first in items)
+    back = kitchens(mosquitto, pod, "sam")  # the same session: still subscribed to the party
+    wait_until(
+        lambda: any(party.id in line and "no longer in it" in line for line in infos(caplog)),
+        "the restarted device did not unsubscribe from the pod it left",
+    )
+    second, here = maya.say(pod=party.name), maya.say()
+    assert back.inbox.wait_for(lambda items: here in items)
+    assert maya.inbox.wait_for(lambda items: second in items)
+    assert first not in back.inbox.snapshot()
+    assert second not in back.inbox.snapshot()
+    stale = [line for line in drops(caplog) if party.id in line]
+    assert len(stale) == 1, stale
+
+
+# --------------------------------------------------------------------------- which pod to speak in
+
+
+def test_a_reply_goes_to_the_pod_of_the_request(
+    mosquitto: EmbeddedBroker, root: Path, pod: Circle, kitchens: Kitchens, raw: RawClients
+) -> None:
+    second = Circle(root, name=f"{pod.name}-2")
+    elsewhere = Circle(root, name=f"{pod.name}-3")  # neither maya nor sam is in it
+    for device in ("maya", "sam"):
+        second.keys_dir(device)
+    maya, sam = kitchens(mosquitto, pod, "maya"), kitchens(mosquitto, pod, "sam")
+    spy = raw(mosquitto)
+    for circle in (pod, second):
+        spy.subscribe(topics.intent_subscription(circle.id))
+
+    request = maya.say(pod=second.name)  # by name
+    assert sam.inbox.wait_for(lambda items: request in items)
+    assert said_in(sam, request) == second.id
+    reply = new_message(sam.sender, "reply_yes", {}, "sure", in_reply_to=request.id)
+    sam.client.publish(reply)  # no pod named: the request's
+    plain = sam.say()  # no pod named, answers nothing: the default pod
+    by_id = sam.say("offer_item", pod=second.id)
+
+    assert maya.inbox.wait_for(lambda items: all(m in items for m in (reply, plain, by_id)))
+    assert said_in(maya, reply) == second.id
+    assert said_in(maya, plain) == pod.id
+    assert said_in(maya, by_id) == second.id
+    assert spy.received.wait_for(lambda items: len(items) == 4)
+    where = {m.topic for m in spy.received.snapshot()}
+    assert topics.intent_topic(second.id, "sam", "reply_yes") in where
+    assert topics.intent_topic(pod.id, "sam", "borrow_item") in where
+
+    assert sam.client.flush(WAIT_S)
+    for not_mine in ("nowhere", elsewhere.name, elsewhere.id):
+        with pytest.raises(PrivacyError, match="in no pod"):
+            sam.say(pod=not_mine)
+    assert sam.client.pending == 0
+
+
+# --------------------------------------------------------------------------- keys pinned on first use
+
+
+def test_a_squatters_key_is_refused(
+    mosquitto: EmbeddedBroker,
+    tmp_path: Path,
+    pod: Circle,
+    kitchens: Kitchens,
+    raw: RawClients,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    maya, sam = kitchens(mosquitto, pod, "maya"), kitchens(mosquitto, pod, "sam")
+    wait_until(lambda: pinned(sam, pod, "maya") == verify_key(maya), "sam did not pin maya's key")
+    squatter = outsider(pod, tmp_path / "squatter", "maya")  # a member that claims maya's id
+    assert squatter.keys.verify_key_b64 != verify_key(maya)
+    attacker = raw(mosquitto)
+
+    attacker.publish(topics.key_topic(pod.id, "maya"), squatter.key_announcement(pod.pod), retain=True)
+    wait_until(
+        lambda: any(
+            r.name == PODS_LOGGER and "refused a new key for maya" in r.getMessage()
+            for r in list(caplog.records)
+        ),
+        "the squatter's key announcement was not refused",
+    )
+    forged = new_message(Sender("maya", "Maya"), "borrow_item", {"item": "ladder"})
+    attacker.publish(topics.intent_topic(pod.id, "maya", "borrow_item"), squatter.seal(forged, pod.pod))
+    real = maya.say("say_hello")
+
+    assert sam.inbox.wait_for(lambda items: real in items)
+    assert sam.inbox.snapshot() == [real]
+    assert pinned(sam, pod, "maya") == verify_key(maya)
+    assert any("bad signature on a message from maya" in line for line in drops(caplog))
+    assert any("claims this device's id 'maya'" in line for line in drops(caplog)), (
+        "maya did not notice someone announcing a key in its name"
+    )
