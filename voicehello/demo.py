@@ -1,14 +1,17 @@
 """``voicehello demo``: the first thing a new user runs.
 
 Two devices, "kitchen" (Maya at number 12) and "next door" (Sam next door), on a private
-Mosquitto started on a free loopback port (or, when a broker is configured, on a private
-demo pod there). Synthesized speech (espeak-ng, kept in memory) goes through the real
-pipeline of the first device: voice activity detection, speech recognition, intent parsing,
-the read-back and "yes"; the request is published over MQTT; the second device announces it
-(through its speaker, or printed where there is no audio output) and answers by voice; the
-first device announces the answer. The speech is fed at the pace a microphone delivers it,
-and every step is printed with the time since the speaker stopped talking (which includes the
-end-of-speech silence the device waits for).
+Mosquitto started on a free loopback port (or, when a broker is configured, on that broker).
+Each device has its own keys in the demo's temporary directory: the kitchen creates a pod
+"demo" (lasting an hour) and next door joins it with the invite code, so every message on the
+bus is sealed for the pod (end-to-end encrypted and signed). Synthesized speech (espeak-ng,
+kept in memory) goes through the real pipeline of the first device: voice activity detection,
+speech recognition, intent parsing, the read-back and "yes"; the request is published over
+MQTT; the second device announces it (through its speaker, or printed where there is no audio
+output) and answers by voice; the first device announces the answer. The speech is fed at the
+pace a microphone delivers it, and every step is printed with the time since the speaker
+stopped talking (which includes the end-of-speech silence the device waits for). Nothing is
+left behind: the temporary directory (keys, pod, broker) is removed at the end.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ import subprocess
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +31,10 @@ import numpy as np
 from voicehello.announce.speaker import AnnounceEvent
 from voicehello.app import ECHO_TAIL_S, Device, Understander
 from voicehello.audio.sources import frames
-from voicehello.bus.broker import EmbeddedBroker
+from voicehello.bus.broker import EmbeddedBroker, free_port
 from voicehello.config import Settings
 from voicehello.errors import VoicehelloError
+from voicehello.privacy.pods import Pod, PodStore
 from voicehello.speech.recognizer import SAMPLE_RATE
 
 KITCHEN = ("kitchen", "Maya at number 12")
@@ -39,6 +43,9 @@ REQUEST = ("en-us", "hey neighbor, can I borrow a ladder please")
 CONFIRM = ("en-us", "yes")
 ANSWER = ("en-us+f2", "yes, I can lend it")
 STEP_TIMEOUT_S = 20.0
+POD_NAME = "demo"
+POD_HOURS = 1.0
+"""The demo pod lasts an hour (its keys go with the temporary directory anyway)."""
 
 
 def synthesize(text: str, voice: str = "en-us", speed: int = 160) -> bytes:
@@ -152,10 +159,11 @@ def _without_trailing_silence(pcm: bytes, floor: int = 200) -> bytes:
 def _device(
     base: Settings,
     who: tuple[str, str],
+    *,
+    keys_dir: Path,
     output: str,
     understander: Understander,
     timeline: _Timeline,
-    *,
     broker: EmbeddedBroker | None,
 ) -> tuple[Device, _Spoken]:
     device_id, name = who
@@ -165,6 +173,7 @@ def _device(
         device=replace(base.device, id=device_id, name=name),
         bus=bus,
         announce=replace(base.announce, output=output, quiet_hours="", mute=()),  # type: ignore[arg-type]
+        privacy=replace(base.privacy, keys_dir=keys_dir),
     )
     spoken = _Spoken()
     report = timeline.reporter(device_id)
@@ -176,47 +185,78 @@ def _device(
     return device, spoken
 
 
+def _make_pod(workdir: Path, host: str, port: int, tls: bool) -> Pod:
+    """The kitchen creates the demo pod and next door joins it with the invite code."""
+    kitchen = PodStore(_keys_dir(workdir, KITCHEN))
+    pod = kitchen.create(POD_NAME, POD_HOURS, host, port, tls)
+    PodStore(_keys_dir(workdir, NEXT_DOOR)).join(kitchen.invite(pod))
+    return pod
+
+
+def _keys_dir(workdir: Path, who: tuple[str, str]) -> Path:
+    """A demo device's own key directory (its device key and its pods)."""
+    return workdir / "keys" / who[0]
+
+
 def run_demo(settings: Settings, out: Callable[[str], None] = print) -> int:
     """Run the two-kitchen demo; returns 0 when the request and the answer both got through."""
     output = "both" if has_audio_output() else "print"
     timeline = _Timeline(out)
-    with tempfile.TemporaryDirectory(prefix="voicehello-demo-") as workdir:
+    with tempfile.TemporaryDirectory(prefix="voicehello-demo-") as tempdir:
+        workdir = Path(tempdir)
         broker: EmbeddedBroker | None = None
         if settings.bus.host:
-            pod = f"demo-{uuid.uuid4().hex[:8]}"
-            bus = replace(settings.bus, pod=pod)
-            out(f"voicehello demo: broker {bus.host}:{bus.port}, private pod {pod}")
+            pod = _make_pod(workdir, settings.bus.host, settings.bus.port, settings.bus.tls)
+            bus = replace(settings.bus, pod=pod.name)
+            out(f"voicehello demo: broker {bus.host}:{bus.port}")
         else:
-            pod = "demo"
-            broker = EmbeddedBroker.hardened(Path(workdir), devices=[KITCHEN[0], NEXT_DOOR[0]], pods=[pod])
+            host = "127.0.0.1"
+            port = free_port(host)  # picked first: the pod records its broker's address
+            pod = _make_pod(workdir, host, port, tls=True)
+            broker = EmbeddedBroker.hardened(
+                workdir / "broker", devices=[KITCHEN[0], NEXT_DOOR[0]], pods=[pod.id], port=port, host=host
+            )
             broker.start()
-            host, port = broker.address
-            bus = replace(settings.bus, host=host, port=port, pod=pod)
+            bus = replace(settings.bus, host=host, port=port, pod=pod.name)
             out(
                 f"voicehello demo: private Mosquitto on {host}:{port} (TLS with its own CA, a password per "
                 "device, each device may publish only as itself)"
             )
-        base = replace(settings, bus=bus, conversation=replace(settings.conversation, confirm=True))
-        understander = Understander(base)
         out(
-            f"speech engine {understander.engine}; announcements {'spoken and printed' if output == 'both' else 'printed (no audio output found)'}"
+            f"demo pod {pod.name!r} ({pod.id}) made by the kitchen and joined by next door with its invite "
+            "code: their messages are end-to-end encrypted (the broker sees only ciphertext)"
         )
-        kitchen, kitchen_spoken = _device(base, KITCHEN, output, understander, timeline, broker=broker)
-        next_door, next_door_spoken = _device(base, NEXT_DOOR, output, understander, timeline, broker=broker)
+        base = replace(settings, bus=bus, conversation=replace(settings.conversation, confirm=True))
         try:
-            return _play(
-                base,
-                kitchen=kitchen,
-                next_door=next_door,
-                kitchen_spoken=kitchen_spoken,
-                next_door_spoken=next_door_spoken,
-                timeline=timeline,
-            )
+            return _run_devices(base, workdir, output, timeline, broker)
         finally:
-            kitchen.stop()
-            next_door.stop()
             if broker is not None:
                 broker.stop()
+
+
+def _run_devices(
+    base: Settings, workdir: Path, output: str, timeline: _Timeline, broker: EmbeddedBroker | None
+) -> int:
+    """Make both devices, play the exchange, stop them."""
+    understander = Understander(base)
+    timeline.out(
+        f"speech engine {understander.engine}; announcements {'spoken and printed' if output == 'both' else 'printed (no audio output found)'}"
+    )
+    make = partial(_device, base, output=output, understander=understander, timeline=timeline, broker=broker)
+    kitchen, kitchen_spoken = make(KITCHEN, keys_dir=_keys_dir(workdir, KITCHEN))
+    next_door, next_door_spoken = make(NEXT_DOOR, keys_dir=_keys_dir(workdir, NEXT_DOOR))
+    try:
+        return _play(
+            base,
+            kitchen=kitchen,
+            next_door=next_door,
+            kitchen_spoken=kitchen_spoken,
+            next_door_spoken=next_door_spoken,
+            timeline=timeline,
+        )
+    finally:
+        kitchen.stop()
+        next_door.stop()
 
 
 def _play(

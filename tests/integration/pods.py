@@ -12,7 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from voicehello.bus.messages import Message
+from voicehello.bus.mqtt import SeenIds
 from voicehello.config import DeviceSettings
+from voicehello.privacy import envelope
 from voicehello.privacy.keys import DeviceKeys
 from voicehello.privacy.membership import Membership
 from voicehello.privacy.pods import Pod, PodStore
@@ -77,3 +80,11 @@ class Circle:
         )
         membership.refresh()
         return membership
+
+    def open(self, payload: bytes, keys_dir: Path, *, topic_device: str | None = None) -> Message:
+        """A sealed intent payload of this pod, opened as the device of ``keys_dir`` would: with
+        the pod key and the keys pinned there (raises ``EnvelopeError`` for anything wrong)."""
+        pod = PodStore(keys_dir).get(self.id)
+        return envelope.open_message(
+            payload, pod, pod.roster, time.time(), 300.0, SeenIds(), topic_device=topic_device
+        )

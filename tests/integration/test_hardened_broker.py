@@ -2,7 +2,8 @@
 
 Raw paho clients check what the broker really allows (no voicehello code on their side);
 ``BusClient`` checks that a device configured with its credentials and CA talks over it.
-Devices: ``maya`` and ``bob`` read pod ``street``; ``eve`` reads only pod ``garden``.
+Devices: ``maya`` and ``bob`` read pod ``street``; ``eve`` reads only pod ``garden``. The pods are
+real (:class:`pods.Circle`): the ACL grants them by their id, the ``<pod>`` topic level.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
+from pods import Circle
 
 from voicehello.bus import hardening
 from voicehello.bus.broker import EmbeddedBroker, find_mosquitto, free_port
@@ -30,13 +32,13 @@ from voicehello.bus.messages import Message, Sender, new_message
 from voicehello.bus.mqtt import BusClient
 from voicehello.config import BusSettings, DeviceSettings, load_settings
 from voicehello.errors import BusError
+from voicehello.privacy.membership import Membership
 
 pytestmark = pytest.mark.integration
 
 WAIT_S = 10.0
 QUIET_S = 1.0
 """How long to wait for something that must not arrive (after a sentinel that must)."""
-STREET, GARDEN = "street", "garden"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -119,13 +121,25 @@ class Raw:
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+def pods(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Circle]:
+    """Pods ``street``, ``garden`` and ``yard``, made by one owner, joined by devices on demand."""
+    root = tmp_path_factory.mktemp("pods")
+    return {name: Circle(root, name=name) for name in ("street", "garden", "yard")}
+
+
+@pytest.fixture(scope="module")
+def street(pods: dict[str, Circle]) -> Circle:
+    return pods["street"]
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory, pods: dict[str, Circle]) -> Iterator[EmbeddedBroker]:
     """A hardened Mosquitto on a free loopback port with maya, bob (street) and eve (garden)."""
     broker = EmbeddedBroker.hardened(
-        tmp_path_factory.mktemp("hardened"), devices=["maya", "bob"], pods=[STREET]
+        tmp_path_factory.mktemp("hardened"), devices=["maya", "bob"], pods=[pods["street"].id]
     )
     assert broker.tls_dir is not None
-    broker.credentials["eve"] = hardening.add_device(broker.tls_dir, "eve", [GARDEN])
+    broker.credentials["eve"] = hardening.add_device(broker.tls_dir, "eve", [pods["garden"].id])
     try:
         broker.start()
     except BusError as exc:
@@ -186,7 +200,7 @@ def test_plain_mqtt_gets_no_connection(broker: EmbeddedBroker, raw: Callable[...
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # paho leaks the failed socket
 def test_a_client_trusting_another_ca_fails_verification(
-    broker: EmbeddedBroker, raw: Callable[..., Raw], tmp_path: Path
+    broker: EmbeddedBroker, raw: Callable[..., Raw], street: Circle, tmp_path: Path
 ) -> None:
     _, other_ca = hardening.make_ca(datetime.datetime.now(datetime.UTC))
     other = tmp_path / "other-ca.crt"
@@ -197,10 +211,15 @@ def test_a_client_trusting_another_ca_fails_verification(
 
     host, port = broker.address
     settings = BusSettings(
-        host=host, port=port, pod=STREET, tls=True, ca_file=other, username="maya",
+        host=host, port=port, pod=street.id, tls=True, ca_file=other, username="maya",
         password=broker.credentials["maya"].password, reconnect_min_s=0.2, reconnect_max_s=0.5,
     )  # fmt: skip
-    bus = BusClient(settings, DeviceSettings(id="maya", name="Maya"), lambda _m: None)
+    bus = BusClient(
+        settings,
+        DeviceSettings(id="maya", name="Maya"),
+        lambda _m: None,
+        membership=street.membership("maya"),
+    )
     bus.start()
     try:
         assert not bus.wait_connected(2.0), "connected to a broker whose certificate it cannot verify"
@@ -227,52 +246,60 @@ def test_hostname_is_verified(broker: EmbeddedBroker, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- what devices may do
 
 
-def test_a_device_cannot_publish_as_another(raw: Callable[..., Raw]) -> None:
+def test_a_device_cannot_publish_as_another(raw: Callable[..., Raw], street: Circle) -> None:
+    street_id = street.id
     bob = raw("bob")
-    assert not bob.subscribe(f"voicehello/v1/{STREET}/#")[0].is_failure
+    assert not bob.subscribe(f"voicehello/v1/{street_id}/#")[0].is_failure
     maya = raw("maya")
     forged, honest = _payload(), _payload()
-    for topic in (f"voicehello/v1/{STREET}/bob/intent/borrow_item", f"voicehello/v1/{STREET}/bob/status"):
+    for topic in (
+        f"voicehello/v1/{street_id}/bob/intent/borrow_item",
+        f"voicehello/v1/{street_id}/bob/status",
+    ):
         reason = maya.publish(topic, forged)
         # mosquitto 2.0 answers a denied QoS 1 publish with PUBACK "Not authorized" and drops it
         assert _refused(reason), f"{topic}: {reason}"
-    assert maya.publish(f"voicehello/v1/{STREET}/maya/intent/borrow_item", honest) is not None
+    assert maya.publish(f"voicehello/v1/{street_id}/maya/intent/borrow_item", honest) is not None
     assert bob.wait(lambda: bob.received(honest)), "bob missed maya's own message"
     time.sleep(QUIET_S)
     assert not bob.received(forged), "a message forged as bob was delivered"
 
 
-def test_a_device_cannot_read_a_pod_it_was_not_granted(raw: Callable[..., Raw]) -> None:
+def test_a_device_cannot_read_a_pod_it_was_not_granted(
+    raw: Callable[..., Raw], pods: dict[str, Circle]
+) -> None:
+    street_id, garden_id = pods["street"].id, pods["garden"].id
     eve = raw("eve")
-    street = eve.subscribe(f"voicehello/v1/{STREET}/#")[0]
-    assert not eve.subscribe(f"voicehello/v1/{GARDEN}/#")[0].is_failure
+    street = eve.subscribe(f"voicehello/v1/{street_id}/#")[0]
+    assert not eve.subscribe(f"voicehello/v1/{garden_id}/#")[0].is_failure
     maya = raw("maya")
     secret, sentinel = _payload(), _payload()
-    maya.publish(f"voicehello/v1/{STREET}/maya/intent/borrow_item", secret)
-    maya.publish(f"voicehello/v1/{GARDEN}/maya/intent/borrow_item", sentinel)
+    maya.publish(f"voicehello/v1/{street_id}/maya/intent/borrow_item", secret)
+    maya.publish(f"voicehello/v1/{garden_id}/maya/intent/borrow_item", sentinel)
     assert eve.wait(lambda: eve.received(sentinel)), "eve missed a message in her own pod"
     time.sleep(QUIET_S)
     assert not eve.received(secret), f"eve read pod street (SUBACK {street})"
 
 
 def test_add_grant_and_revoke_apply_to_the_running_broker(
-    broker: EmbeddedBroker, raw: Callable[..., Raw]
+    broker: EmbeddedBroker, raw: Callable[..., Raw], pods: dict[str, Circle]
 ) -> None:
+    garden_id, yard_id = pods["garden"].id, pods["yard"].id
     assert broker.tls_dir is not None
-    broker.credentials["carol"] = hardening.add_device(broker.tls_dir, "carol", [GARDEN])  # SIGHUP
+    broker.credentials["carol"] = hardening.add_device(broker.tls_dir, "carol", [garden_id])  # SIGHUP
     carol = _eventually_connected(raw, "carol")
     maya = raw("maya")
-    carol.subscribe("voicehello/v1/yard/#")
+    carol.subscribe(f"voicehello/v1/{yard_id}/#")
     before = _payload()
-    maya.publish("voicehello/v1/yard/maya/intent/borrow_item", before)
+    maya.publish(f"voicehello/v1/{yard_id}/maya/intent/borrow_item", before)
     time.sleep(QUIET_S)
     assert not carol.received(before), "carol read pod yard before it was granted"
 
-    hardening.grant(broker.tls_dir, "carol", "yard")
+    hardening.grant(broker.tls_dir, "carol", yard_id)
     after = _payload()
 
     def delivered() -> bool:
-        maya.publish("voicehello/v1/yard/maya/intent/borrow_item", after)
+        maya.publish(f"voicehello/v1/{yard_id}/maya/intent/borrow_item", after)
         return carol.wait(lambda: carol.received(after), timeout=0.5)
 
     assert any(delivered() for _ in range(20)), "the grant did not reach the running broker"
@@ -299,7 +326,7 @@ def _eventually_connected(raw: Callable[..., Raw], device: str) -> Raw:
 # --------------------------------------------------------------------------- voicehello itself
 
 
-def test_bus_clients_round_trip_a_message_over_tls(broker: EmbeddedBroker) -> None:
+def test_bus_clients_round_trip_a_message_over_tls(broker: EmbeddedBroker, street: Circle) -> None:
     received: list[Message] = []
     arrived = threading.Event()
 
@@ -309,10 +336,16 @@ def test_bus_clients_round_trip_a_message_over_tls(broker: EmbeddedBroker) -> No
 
     fast = {"reconnect_min_s": 0.2, "reconnect_max_s": 0.5}
     bob = BusClient(
-        broker.bus_settings("bob", STREET, **fast), DeviceSettings(id="bob", name="Bob"), on_message
+        broker.bus_settings("bob", street.id, **fast),
+        DeviceSettings(id="bob", name="Bob"),
+        on_message,
+        membership=street.membership("bob", "Bob"),
     )
     maya = BusClient(
-        broker.bus_settings("maya", STREET, **fast), DeviceSettings(id="maya", name="Maya"), lambda _m: None
+        broker.bus_settings("maya", street.id, **fast),
+        DeviceSettings(id="maya", name="Maya"),
+        lambda _m: None,
+        membership=street.membership("maya", "Maya"),
     )
     try:
         bob.start()
@@ -323,15 +356,25 @@ def test_bus_clients_round_trip_a_message_over_tls(broker: EmbeddedBroker) -> No
         maya.publish(message)
         assert arrived.wait(WAIT_S), "bob did not get maya's message"
         assert received[0].id == message.id
+        said_in = bob.pod_of(message.id)
+        assert said_in is not None
+        assert said_in.id == street.id
         assert received[0].sender.device == "maya"
     finally:
         maya.stop()
         bob.stop()
 
 
-def test_bus_client_with_a_wrong_password_does_not_connect(broker: EmbeddedBroker) -> None:
-    settings = broker.bus_settings("maya", STREET, password="wrong", reconnect_min_s=0.2, reconnect_max_s=0.5)
-    bus = BusClient(settings, DeviceSettings(id="maya", name="Maya"), lambda _m: None)
+def test_bus_client_with_a_wrong_password_does_not_connect(broker: EmbeddedBroker, street: Circle) -> None:
+    settings = broker.bus_settings(
+        "maya", street.id, password="wrong", reconnect_min_s=0.2, reconnect_max_s=0.5
+    )
+    bus = BusClient(
+        settings,
+        DeviceSettings(id="maya", name="Maya"),
+        lambda _m: None,
+        membership=street.membership("maya"),
+    )
     bus.start()
     try:
         assert not bus.wait_connected(2.0)
@@ -359,11 +402,17 @@ def test_cli_init_add_device_and_the_snippet_connects(voicehello: Any, tmp_path:
     init = voicehello("broker", "init", directory, "--host", "kitchen.local", "--port", port)
     assert init.returncode == 0, init.stderr
     assert f"mosquitto -c {directory / 'mosquitto.conf'}" in init.stdout
-    added = voicehello("broker", "add-device", "maya", "--dir", directory, "--host", "localhost")
+    pod = Circle(tmp_path / "pods", name="street")
+    added = voicehello(
+        "broker", "add-device", "maya", "--dir", directory, "--host", "localhost", "--pod", pod.id
+    )
     assert added.returncode == 0, added.stderr
     snippet = added.stdout[added.stdout.index("[device]") :]
     config = tmp_path / "voicehello.toml"
-    config.write_text(snippet, encoding="utf-8")
+    keys = (
+        f'[privacy]\nkeys_dir = "{pod.keys_dir("maya")}"\n'  # the pod joined, as `voicehello pod join` does
+    )
+    config.write_text(snippet + keys, encoding="utf-8")
     settings = load_settings(config)
     assert (settings.bus.host, settings.bus.port, settings.bus.tls) == ("localhost", port, True)
     assert f"password: {settings.bus.password}" in added.stdout
@@ -375,7 +424,9 @@ def test_cli_init_add_device_and_the_snippet_connects(voicehello: Any, tmp_path:
     )
     try:
         _wait_port(port, process)
-        bus = BusClient(settings.bus, settings.device, lambda _m: None)
+        bus = BusClient(
+            settings.bus, settings.device, lambda _m: None, membership=Membership.from_settings(settings)
+        )
         bus.start()
         try:
             assert bus.wait_connected(WAIT_S), (directory / "mosquitto.log").read_text()

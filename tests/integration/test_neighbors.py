@@ -2,8 +2,10 @@
 the middle of a burst: every unexpired request is announced exactly once by each neighbor,
 nothing expired is announced, and a device never announces its own messages.
 
-Announcements are printed (``output = "print"``) into a list, so the test sees exactly what
-each device would have spoken; the pyttsx3 voice itself is tested in test_speaker.py."""
+Each device has its own key directory in one real pod (a :class:`pods.Circle` per test), so
+everything on the bus is sealed. Announcements are printed (``output = "print"``) into a list,
+so the test sees exactly what each device would have spoken; the pyttsx3 voice itself is
+tested in test_speaker.py."""
 
 from __future__ import annotations
 
@@ -11,14 +13,17 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from pods import Circle
 
 from voicehello.announce.speaker import AnnounceEvent
 from voicehello.app import Device
 from voicehello.bus.broker import EmbeddedBroker
 from voicehello.bus.messages import Message, new_message
-from voicehello.config import AnnounceSettings, BusSettings, DeviceSettings, Settings
+from voicehello.bus.mqtt import BusClient
+from voicehello.config import AnnounceSettings, BusSettings, DeviceSettings, PrivacySettings, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -49,22 +54,38 @@ class Heard:
             return self.changed.wait_for(lambda: len(self.ids) >= count, timeout_s)
 
 
-def make_device(broker: EmbeddedBroker, device_id: str, name: str, heard: Heard) -> Device:
+@pytest.fixture
+def circle(tmp_path: Path, fresh_broker: EmbeddedBroker) -> Circle:
+    """The test's pod: each device joins it from a key directory of its own."""
+    host, port = fresh_broker.address
+    return Circle(tmp_path / "pods", host=host, port=port)
+
+
+def make_device(
+    broker: EmbeddedBroker,
+    circle: Circle,
+    device_id: str,
+    name: str,
+    heard: Heard,
+    announce: AnnounceSettings | None = None,
+) -> Device:
+    """A device on ``broker`` in ``circle``'s pod, printing its announcements into ``heard``."""
     host, port = broker.address
     settings = Settings(
         device=DeviceSettings(id=device_id, name=name),
-        bus=BusSettings(host=host, port=port, pod="restart-street", reconnect_min_s=0.2, reconnect_max_s=1.0),
-        announce=AnnounceSettings(output="print", rate_limit=10_000),
+        bus=BusSettings(host=host, port=port, pod=circle.name, reconnect_min_s=0.2, reconnect_max_s=1.0),
+        announce=announce or AnnounceSettings(output="print", rate_limit=10_000),
+        privacy=PrivacySettings(keys_dir=circle.keys_dir(device_id)),
     )
     return Device(settings, on_announce=heard.on_event, show=heard.show)
 
 
 @pytest.fixture
-def street(fresh_broker: EmbeddedBroker) -> Iterator[dict[str, tuple[Device, Heard]]]:
+def street(fresh_broker: EmbeddedBroker, circle: Circle) -> Iterator[dict[str, tuple[Device, Heard]]]:
     devices: dict[str, tuple[Device, Heard]] = {}
     for device_id, name in (("maya-12", "Maya at number 12"), ("sam-4", "Sam"), ("lee-9", "Lee")):
         heard = Heard()
-        devices[device_id] = (make_device(fresh_broker, device_id, name, heard), heard)
+        devices[device_id] = (make_device(fresh_broker, circle, device_id, name, heard), heard)
     for device, _ in devices.values():
         device.start()
     for device, _ in devices.values():
@@ -111,25 +132,28 @@ def test_restart_in_a_burst_announces_each_unexpired_request_once(
     assert maya_heard.ids == [], "maya announced her own messages"
 
 
-def test_a_muted_neighbor_is_not_announced(fresh_broker: EmbeddedBroker) -> None:
+def test_a_muted_neighbor_is_not_announced(fresh_broker: EmbeddedBroker, circle: Circle) -> None:
     heard = Heard()
-    host, port = fresh_broker.address
-    settings = Settings(
-        device=DeviceSettings(id="sam-4", name="Sam"),
-        bus=BusSettings(host=host, port=port, pod="mute-street"),
-        announce=AnnounceSettings(output="print", mute=("maya-12",)),
+    sam = make_device(
+        fresh_broker, circle, "sam-4", "Sam", heard, AnnounceSettings(output="print", mute=("maya-12",))
     )
-    sam = Device(settings, on_announce=heard.on_event, show=heard.show)
-    maya = make_device(fresh_broker, "maya-12", "Maya", Heard())
-    lee = make_device(fresh_broker, "lee-9", "Lee", Heard())
-    maya.bus = type(maya.bus)(settings.bus, maya.settings.device, lambda _m: None, listen=False)
-    lee.bus = type(lee.bus)(settings.bus, lee.settings.device, lambda _m: None, listen=False)
+    maya = make_device(fresh_broker, circle, "maya-12", "Maya", Heard())
+    lee = make_device(fresh_broker, circle, "lee-9", "Lee", Heard())
+    for sender in (maya, lee):  # they only send (announcing their keys), as `voicehello say` does
+        sender.bus = BusClient(
+            sender.settings.bus,
+            sender.settings.device,
+            lambda _m: None,
+            membership=sender.bus.membership,
+            listen=False,
+        )
     for device in (sam, maya, lee):
         device.bus.start()
     sam.announcer.start()
     try:
         assert sam.bus.wait_connected(WAIT_S)
         [muted] = burst(maya, 1)
+        assert maya.bus.flush(WAIT_S)  # taken by the broker before Lee speaks: Sam gets it first
         lee_hello = new_message(lee.sender, "say_hello", {}, "say hello")
         lee.bus.publish(lee_hello)
         assert heard.wait_for(1)

@@ -4,13 +4,19 @@ The pipeline runs in a child process under a Python audit hook (:func:`audit_dri
 ``sys.addaudithook``) that records every file opened for writing, every rename, copy, link,
 mkdir or remove, and every socket call, and writes them to a report when the process exits.
 Python-level writes are all seen there; writes from C libraries (PocketSphinx, PortAudio) are
-not, so the temp dir, HOME, the working directory and the input's directory are also compared
-before and after (names, sizes, modification times, and the directories' own mtimes, which move
-when a file is created and deleted again).
+not, so the temp dir, HOME, the working directory, the input's directory and the config
+directory are also compared before and after (names, sizes, modification times, and the
+directories' own mtimes, which move when a file is created and deleted again).
+
+The daemon is in a real pod: besides the language model's temp file it may write its key
+directory (under the config directory: the pod's roster, as keys are pinned), and nothing else;
+what it says on the bus is sealed, so the test opens the envelopes with the pod key to check the
+plaintext, and checks that the wire carries none of the words spoken.
 """
 
 from __future__ import annotations
 
+import base64
 import inspect
 import json
 import os
@@ -27,14 +33,18 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from nacl.secret import SecretBox
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from pods import Circle
 from pulse import PORTAUDIO_DEVICE, PulseServer
 
 from voicehello.bus import topics
 from voicehello.bus.broker import EmbeddedBroker
 from voicehello.bus.messages import Sender, new_message
+from voicehello.privacy.keys import SIGNATURE_BYTES, DeviceKeys
+from voicehello.privacy.pods import Pod
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +53,9 @@ LONGEST_JSON_STRING = 2_000
 """No JSON field may be longer than this (a second of audio as base64 is ~43,000 chars)."""
 MAX_LOG_BYTES = 20_000
 """``-vv`` logs for one short utterance stay well below this."""
+SPOKEN_WORDS = ("neighbor", "borrow", "ladder", "please", "send", "lend")
+"""Words said in the daemon exchange that must never be readable on the wire (words of four
+letters or more: a shorter one could turn up by chance in base64 ciphertext)."""
 
 
 def audit_driver() -> None:  # noqa: PLR0915 - one self-contained script for `python -c`
@@ -180,8 +193,13 @@ class Sandbox:
         return self.root / "in"
 
     @property
+    def config(self) -> Path:
+        """Where the daemon's config file and its key directory are."""
+        return self.root / "config"
+
+    @property
     def watched(self) -> tuple[Path, ...]:
-        return (self.tmp, self.home, self.cwd, self.inputs)
+        return (self.tmp, self.home, self.cwd, self.inputs, self.config)
 
     @property
     def report_path(self) -> Path:
@@ -229,12 +247,19 @@ def copy_input(sandbox: Sandbox, wav: Path) -> Path:
     return target
 
 
-def assert_only_the_language_model_was_written(sandbox: Sandbox, report: dict[str, list[Any]]) -> None:
+def assert_only_the_language_model_was_written(
+    sandbox: Sandbox, report: dict[str, list[Any]], keys_dir: Path | None = None
+) -> None:
     """The ARPA text file of PocketSphinx's language model is the one file voicehello writes:
-    in the temp dir, named voicehello-*.arpa, holding ARPA text, and removed again."""
+    in the temp dir, named voicehello-*.arpa, holding ARPA text, and removed again. With a
+    ``keys_dir``, the pod roster there may be rewritten too (:func:`assert_only_rosters_written`)."""
     arpa = re.compile(re.escape(str(sandbox.tmp)) + r"/voicehello-[^/]+\.arpa")
     # sounddevice opens /dev/null for writing to silence PortAudio's start-up chatter: it keeps nothing
     written = set(report["written"]) - {os.devnull}
+    changed = report["changed"]
+    if keys_dir is not None:
+        written -= assert_only_rosters_written(keys_dir, written, changed)
+        changed = [change for change in changed if not inside(change[1], keys_dir)]
     assert written, "the audit hook saw no writes at all: PocketSphinx's language model file is expected"
     strays = sorted(path for path in written if not arpa.fullmatch(path))
     assert not strays, f"files opened for writing besides the language model: {strays}"
@@ -245,19 +270,55 @@ def assert_only_the_language_model_was_written(sandbox: Sandbox, report: dict[st
     assert removed[model].startswith("\\data\\\nngram 1="), f"not an ARPA text file: {removed[model]!r}"
     assert not Path(model).exists()
     assert set(removed) == {model}, f"other removals: {sorted(set(removed) - {model})}"
-    assert report["changed"] == [], report["changed"]
+    assert changed == [], changed
 
 
-def assert_nothing_left_behind(sandbox: Sandbox) -> None:
+def inside(path: str | Path, directory: Path) -> bool:
+    """True for ``directory`` itself and anything under it."""
+    return Path(path) == directory or Path(path).is_relative_to(directory)
+
+
+def assert_only_rosters_written(keys_dir: Path, written: set[str], changed: list[Any]) -> set[str]:
+    """What was written in ``keys_dir``: only pod files rewritten as keys are pinned (each
+    written as ``pods/.<pod id>.json.<pid>[.<thread>].tmp``, then renamed over ``pods/<pod id>.json``), and
+    the directories made private (``mkdir`` of ones that exist). Returns those written paths."""
+    pods = keys_dir / "pods"
+    temp = re.compile(re.escape(str(pods)) + r"/\.([0-9a-f]{16})\.json(?:\.\d+)+\.tmp")
+    ours = {path for path in written if inside(path, keys_dir)}
+    assert ours, f"no pod roster was written in {keys_dir} (the daemon pins its own key there)"
+    strays = sorted(path for path in ours if not temp.fullmatch(path))
+    assert not strays, f"files written in the key directory besides pod rosters: {strays}"
+    renamed = {path for event, path, _ in changed if event == "os.rename"}
+    assert renamed == ours, f"roster files written but not renamed into place: {sorted(ours - renamed)}"
+    for event, path, args in changed:
+        if not inside(path, keys_dir):
+            continue
+        if event == "os.rename":
+            match = temp.fullmatch(path)
+            assert match is not None, path
+            assert repr(str(pods / f"{match.group(1)}.json")) in args, args
+        else:
+            assert (event, path) in {("os.mkdir", str(keys_dir)), ("os.mkdir", str(pods))}, (event, args)
+    return ours
+
+
+def assert_nothing_left_behind(sandbox: Sandbox, keys_dir: Path | None = None) -> None:
+    """No file new, gone or modified in the sandbox, but for the temp dir's own mtime (the
+    language model file came and went) and, with ``keys_dir``, its pod files being rewritten."""
     after = sandbox.snapshot()
     new = sorted(set(after) - set(sandbox.before))
     gone = sorted(set(sandbox.before) - set(after))
     assert not new, f"new files: {new}"
     assert not gone, f"files disappeared: {gone}"
     # A file created and deleted again moves its directory's mtime: only the temp dir may move
-    # (the language model file); nothing under HOME, the working directory or the inputs.
+    # (the language model file); nothing under HOME, the working directory, the inputs or the config.
+    rewritable = (
+        set() if keys_dir is None else {str(keys_dir / "pods"), *map(str, keys_dir.glob("pods/*.json"))}
+    )
     changed = sorted(
-        path for path in after if after[path] != sandbox.before[path] and path != str(sandbox.tmp)
+        path
+        for path in after
+        if after[path] != sandbox.before[path] and path != str(sandbox.tmp) and path not in rewritable
     )
     assert not changed, f"modified: {changed}"
 
@@ -399,22 +460,32 @@ def test_a_spoken_exchange_through_the_daemon_keeps_no_audio(
     pulse: PulseServer,
     espeak: Any,
     mosquitto: EmbeddedBroker,
+    tmp_path: Path,
 ) -> None:
-    """``voicehello run`` under the audit hook: a request is spoken, read back, confirmed by
-    voice and sent; a neighbor's reply comes back and is announced. Nothing but the language
-    model file is written, the only connection is to the broker, and what went over the bus is
-    the confirmed words and nothing else."""
+    """``voicehello run`` under the audit hook, in a pod: a request is spoken, read back,
+    confirmed by voice and sent; a neighbor's reply comes back and is announced. Nothing but
+    the language model file and the pod roster in the key directory is written, the only
+    connection is to the broker, what went over the bus is sealed (no word spoken readable on
+    the wire), and inside the seal it is the confirmed words and nothing else."""
     host, port = mosquitto.address
-    config = sandbox.inputs / "voicehello.toml"
+    circle = Circle(tmp_path / "pods", host=host, port=port)
+    keys_dir = sandbox.config / "keys"
+    DeviceKeys.load_or_create(keys_dir)  # as `voicehello pod join` does
+    circle.join(keys_dir)
+    sam = circle.membership("sam-4", "Sam")
+    pod = circle.pod
+    config = sandbox.config / "voicehello.toml"
     config.write_text(
         f'[device]\nid = "maya-12"\nname = "Maya at number 12"\n'
-        f'[bus]\nhost = "{host}"\nport = {port}\npod = "audit-street"\n'
-        f'[audio]\ninput_device = "{PORTAUDIO_DEVICE}"\n[announce]\noutput = "print"\n',
+        f'[bus]\nhost = "{host}"\nport = {port}\npod = "{circle.name}"\n'
+        f'[audio]\ninput_device = "{PORTAUDIO_DEVICE}"\n[announce]\noutput = "print"\n'
+        f'[privacy]\nkeys_dir = "{keys_dir}"\n',
         encoding="utf-8",
     )
-    sandbox.before = sandbox.snapshot()  # the config file is ours, not the daemon's
-    bus = BusWatcher(mosquitto, "voicehello/v1/audit-street/#")
+    sandbox.before = sandbox.snapshot()  # the config file and the joined pod are ours, not the daemon's
+    bus = BusWatcher(mosquitto, f"{topics.ROOT}/{pod.id}/#")
     try:
+        bus.publish(topics.key_topic(pod.id, "sam-4"), sam.key_announcement(pod), retain=True)
         daemon = spawn_voicehello(
             "-vv",
             "run",
@@ -431,10 +502,11 @@ def test_a_spoken_exchange_through_the_daemon_keeps_no_audio(
         pulse.play(espeak("yes, send it"))
         sent_line = daemon.wait_for("stdout", lambda line: line.startswith("sent: borrow_item"), 30)
         assert sent_line is not None, daemon.transcript()
-        request = bus.wait_for_intent("borrow_item")
-        sam = Sender("sam-4", "Sam")
-        reply = new_message(sam, "reply_yes", {}, "yes i can lend it", in_reply_to=request["id"])
-        bus.publish(topics.intent_topic("audit-street", sam.device, "reply_yes"), reply.to_json())
+        request = circle.open(bus.wait_for_intent("borrow_item"), keys_dir, topic_device="maya-12")
+        reply = new_message(
+            Sender("sam-4", "Sam"), "reply_yes", {}, "yes i can lend it", in_reply_to=request.id
+        )
+        bus.publish(topics.intent_topic(pod.id, "sam-4", "reply_yes"), sam.seal(reply, pod))
         assert daemon.wait_for("stdout", lambda line: "Sam can lend you a ladder" in line, 30), (
             daemon.transcript()
         )
@@ -445,32 +517,10 @@ def test_a_spoken_exchange_through_the_daemon_keeps_no_audio(
     said = [line for line in heard if "borrow_item" in line]
     assert len(said) == 1, heard
     confirmed = said[0].split("'")[1]  # heard: 'hey neighbor can i borrow a ladder please' -> ...
-    for topic, payload in bus.messages:
-        assert len(payload) < 4096, f"{len(payload)} bytes on {topic}"
-        if topic.endswith("/status"):
-            assert payload in (topics.ONLINE, topics.OFFLINE)
-            continue
-        text = payload.decode("utf-8")
-        assert_no_audio_in_text(text, f"the payload on {topic}")
-        if "/maya-12/" in topic:
-            data = json.loads(text)
-            assert set(data) == {
-                "v",
-                "id",
-                "ts",
-                "expires",
-                "from",
-                "kind",
-                "intent",
-                "slots",
-                "text",
-                "in_reply_to",
-            }
-            assert data["text"] in confirmed, (data["text"], confirmed)
-            assert data["text"] == "can i borrow a ladder please"
+    assert_bus_carried_only_sealed_confirmed_words(bus.messages, circle, keys_dir, confirmed)
     assert_logs_are_clean("\n".join(daemon.stderr))
     report = sandbox.report()
-    assert_only_the_language_model_was_written(sandbox, report)
+    assert_only_the_language_model_was_written(sandbox, report, keys_dir)
     connects = [args for event, args in report["network"] if event == "socket.connect"]
     to_broker = [args for args in connects if f"('{host}', {port})" in args]
     assert to_broker, f"the audit hook saw no connection to the broker: {connects}"
@@ -481,7 +531,54 @@ def test_a_spoken_exchange_through_the_daemon_keeps_no_audio(
     others = [args for args in connects if args not in to_broker]
     assert all("('127.0.0.1', " in args for args in others), others
     assert len(others) <= len(self_pairs), f"connections beyond the broker: {others}"
-    assert_nothing_left_behind(sandbox)
+    assert_nothing_left_behind(sandbox, keys_dir)
+
+
+MESSAGE_FIELDS = {"v", "id", "ts", "expires", "from", "kind", "intent", "slots", "text", "in_reply_to"}
+KEY_FIELDS = {"v", "device", "name", "key", "ts"}
+
+
+def unsealed(pod: Pod, payload: bytes) -> bytes:
+    """The signed data inside an envelope: decrypted with the pod key, the signature cut off."""
+    envelope = json.loads(payload)
+    assert set(envelope) == {"v", "pod", "box"}, f"not an envelope: {sorted(envelope)}"
+    assert envelope["pod"] == pod.id
+    signed = SecretBox(pod.key).decrypt(base64.b64decode(envelope["box"]))
+    return bytes(signed)[SIGNATURE_BYTES:]
+
+
+def assert_bus_carried_only_sealed_confirmed_words(
+    messages: list[tuple[str, bytes]], circle: Circle, keys_dir: Path, confirmed: str
+) -> None:
+    """On the wire: presence, or envelopes in which no spoken word can be read. Inside them:
+    key announcements, and messages that open (signature and all) whose only words are the
+    confirmed text (from the daemon) or the neighbor's reply."""
+    maya_said = []
+    pod = circle.pod
+    for topic, payload in messages:
+        assert len(payload) < 4096, f"{len(payload)} bytes on {topic}"
+        if topic.endswith("/status"):
+            assert payload in (topics.ONLINE, topics.OFFLINE)
+            continue
+        readable = [word for word in SPOKEN_WORDS if word.encode() in payload]
+        assert not readable, f"the wire payload on {topic} carries {readable}: {payload[:200]!r}"
+        inner = unsealed(pod, payload)
+        text = inner.decode("utf-8")
+        assert_no_audio_in_text(text, f"the sealed payload on {topic}")
+        data = json.loads(text)
+        if topic.endswith("/key"):
+            assert set(data) == KEY_FIELDS, sorted(data)
+            continue
+        parts = topics.parse_topic(topic)
+        assert parts is not None, topic
+        message = circle.open(payload, keys_dir, topic_device=parts.device)  # signed by its sender
+        assert message.to_dict() == data
+        if parts.device == "maya-12":
+            assert set(data) == MESSAGE_FIELDS, sorted(data)
+            assert data["text"] in confirmed, (data["text"], confirmed)
+            assert data["text"] == "can i borrow a ladder please"
+            maya_said.append(data)
+    assert [data["intent"] for data in maya_said] == ["borrow_item"], maya_said
 
 
 class BusWatcher:
@@ -499,20 +596,20 @@ class BusWatcher:
         self.client.subscribe(topic_filter, qos=1)
         self.client.loop_start()
 
-    def wait_for_intent(self, intent: str, timeout_s: float = 20.0) -> dict[str, Any]:
+    def wait_for_intent(self, intent: str, timeout_s: float = 20.0) -> bytes:
+        """The (sealed) payload of the first ``intent`` message seen."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for topic, payload in list(self.messages):
                 if topic.endswith(f"/intent/{intent}"):
-                    found: dict[str, Any] = json.loads(payload)
-                    return found
+                    return payload
             time.sleep(0.05)
         raise AssertionError(f"no {intent} on the bus: {[topic for topic, _ in self.messages]}")
 
-    def publish(self, topic: str, payload: bytes) -> None:
-        properties = Properties(PacketTypes.PUBLISH)
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         properties.MessageExpiryInterval = 600
-        self.client.publish(topic, payload, qos=1, properties=properties).wait_for_publish(5)
+        self.client.publish(topic, payload, qos=1, retain=retain, properties=properties).wait_for_publish(5)
 
     def close(self) -> None:
         self.client.loop_stop()

@@ -61,7 +61,7 @@ def test_from_settings_refuses_a_device_in_no_pod(tmp_path: Path) -> None:
     assert str(caught.value) == NOT_IN_A_POD
     assert "voicehello pod create" in NOT_IN_A_POD
     assert "\n" not in NOT_IN_A_POD
-    assert (tmp_path / "keys" / "device.key").exists(), "the device key is made on first use anyway"
+    assert not (tmp_path / "keys").exists(), "refusing to start writes nothing"
 
 
 def test_from_settings_pins_its_own_key(tmp_path: Path, street: str, clock: Clock) -> None:

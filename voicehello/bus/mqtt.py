@@ -258,6 +258,12 @@ class BusClient:
         with self._lock:
             return len(self._outbox) + len(self._inflight)
 
+    @property
+    def held(self) -> int:
+        """Members' messages waiting for their sender's key announcement."""
+        with self._waiting_lock:
+            return len(self._waiting)
+
     def start(self) -> None:
         """Connect in the background; a broker that is down is retried with backoff, not an error.
 

@@ -80,8 +80,11 @@ class Membership:
     def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Membership:
         """This device's key (made on first use) and pods; :class:`PrivacyError` when it is in none."""
         keys_dir = settings.privacy.keys_dir
+        store = PodStore(keys_dir, clock)
+        if not store.list():  # before the key is made: refusing to start writes nothing
+            raise PrivacyError(NOT_IN_A_POD)
         membership = cls(
-            PodStore(keys_dir, clock),
+            store,
             DeviceKeys.load_or_create(keys_dir),
             settings.device,
             default_pod=settings.bus.pod,
