@@ -11,43 +11,59 @@ from voicehello.bus.topics import TopicParts, parse_topic
 
 
 def test_topic_names() -> None:
-    assert (
-        topics.intent_topic("street", "kitchen-12", "borrow_item")
-        == "voicehello/v1/street/kitchen-12/intent/borrow_item"
-    )
+    assert topics.message_topic("street", "kitchen-12") == "voicehello/v1/street/kitchen-12/msg"
     assert topics.status_topic("street", "kitchen-12") == "voicehello/v1/street/kitchen-12/status"
-    assert topics.intent_subscription("street") == "voicehello/v1/street/+/intent/+"
+    assert topics.key_topic("street", "kitchen-12") == "voicehello/v1/street/kitchen-12/key"
+    assert topics.message_subscription("street") == "voicehello/v1/street/+/msg"
     assert topics.status_subscription("street") == "voicehello/v1/street/+/status"
+    assert topics.key_subscription("street") == "voicehello/v1/street/+/key"
+    assert topics.pod_subscriptions("street") == (
+        "voicehello/v1/street/+/msg",
+        "voicehello/v1/street/+/key",
+        "voicehello/v1/street/+/status",
+    )
     assert (topics.ONLINE, topics.OFFLINE) == (b"online", b"offline")
 
 
-@pytest.mark.parametrize("intent", sorted(KIND_OF_INTENT))
+def test_no_topic_names_what_is_said() -> None:
+    """The intent travels sealed inside the message: no topic carries it."""
+    for intent in KIND_OF_INTENT:
+        for topic in (
+            topics.message_topic("street", "kitchen-12"),
+            *topics.pod_subscriptions("street"),
+        ):
+            assert intent not in topic
+
+
+@pytest.mark.parametrize("kind", ["msg", "status", "key"])
 @pytest.mark.parametrize("device", ["kitchen-12", "a", "0", "k" * 32])
-def test_intent_topics_parse_back(device: str, intent: str) -> None:
-    topic = topics.intent_topic("street", device, intent)
-    assert parse_topic(topic) == TopicParts(pod="street", device=device, kind="intent", intent=intent)
-
-
-def test_status_topic_parses_back() -> None:
-    assert parse_topic(topics.status_topic("my-pod", "kitchen-12")) == TopicParts(
-        "my-pod", "kitchen-12", "status"
+def test_topics_parse_back(device: str, kind: str) -> None:
+    topic = {"msg": topics.message_topic, "status": topics.status_topic, "key": topics.key_topic}[kind](
+        "0123456789abcdef", device
     )
+    assert parse_topic(topic) == TopicParts(pod="0123456789abcdef", device=device, kind=kind)
 
 
 def test_subscriptions_match_exactly_their_topics() -> None:
     """Checked with paho's own matcher, not ours."""
-    intent = topics.intent_topic("street", "kitchen-12", "borrow_item")
+    said = topics.message_topic("street", "kitchen-12")
     status = topics.status_topic("street", "kitchen-12")
-    assert mqtt.topic_matches_sub(topics.intent_subscription("street"), intent)
-    assert mqtt.topic_matches_sub(topics.status_subscription("street"), status)
-    assert not mqtt.topic_matches_sub(topics.intent_subscription("street"), status)
-    assert not mqtt.topic_matches_sub(topics.status_subscription("street"), intent)
-    assert not mqtt.topic_matches_sub(topics.intent_subscription("other"), intent)
+    key = topics.key_topic("street", "kitchen-12")
+    subscriptions = {
+        said: topics.message_subscription("street"),
+        status: topics.status_subscription("street"),
+        key: topics.key_subscription("street"),
+    }
+    for topic, subscription in subscriptions.items():
+        assert mqtt.topic_matches_sub(subscription, topic)
+        others = [other for other in subscriptions if other != topic]
+        assert not any(mqtt.topic_matches_sub(subscription, other) for other in others)
+    assert not mqtt.topic_matches_sub(topics.message_subscription("other"), said)
 
 
 def test_longest_allowed_level() -> None:
-    assert parse_topic(topics.intent_topic("p" * 40, "d" * 40, "i" * 40)) is not None
-    assert parse_topic(topics.intent_topic("street", "d" * 41, "borrow_item")) is None
+    assert parse_topic(topics.message_topic("p" * 40, "d" * 40)) is not None
+    assert parse_topic(topics.message_topic("street", "d" * 41)) is None
 
 
 HOSTILE = [
@@ -71,6 +87,10 @@ HOSTILE = [
     "voicehello/v2/street/kitchen/status",
     "Voicehello/v1/street/kitchen/status",
     "hermes/intent/borrow_item",
+    "voicehello/v1/street/kitchen/intent/borrow_item",  # v1's first layout named the intent: no more
+    "voicehello/v1/street/kitchen/msg/borrow_item",
+    "voicehello/v1/street/kitchen/msg/",
+    "voicehello/v1/street/kitchen/Msg",
     "$SYS/broker/uptime",
     "voicehello/v1//kitchen/status",
     "voicehello/v1/street//status",
