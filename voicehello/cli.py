@@ -320,6 +320,13 @@ def cmd_say(args: argparse.Namespace) -> int:
             raise BusError(
                 f"broker {settings.bus.host}:{settings.bus.port} did not take the message within {args.timeout:g} s; nothing was sent"
             )
+        for message in messages:
+            reason = bus.refused(message.id)
+            if reason is not None:
+                raise BusError(
+                    f"the broker refused the message ({reason}): is {settings.device.id!r} the user name "
+                    f"it knows this device by? nothing was sent"
+                )
     finally:
         bus.stop()
     for message in messages:

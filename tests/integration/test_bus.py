@@ -313,7 +313,7 @@ def test_round_trip_at_qos1_with_message_expiry_interval(
 ) -> None:
     maya, sam = kitchens(mosquitto, pod, "maya"), kitchens(mosquitto, pod, "sam")
     spy = raw(mosquitto)
-    spy.subscribe(topics.intent_subscription(pod.id))
+    spy.subscribe(topics.message_subscription(pod.id))
 
     sent = maya.say(ttl_s=120.0)
 
@@ -326,7 +326,7 @@ def test_round_trip_at_qos1_with_message_expiry_interval(
     assert maya.inbox.snapshot() == [sent]
     assert spy.received.wait_for(lambda items: len(items) == 1)
     seen: mqtt.MQTTMessage = spy.received.snapshot()[0]
-    assert seen.topic == topics.intent_topic(pod.id, "maya", "borrow_item")
+    assert seen.topic == topics.message_topic(pod.id, "maya")
     assert seen.qos == 1
     assert not seen.retain
     assert 100 <= expiry_interval(seen) <= 120
@@ -695,7 +695,7 @@ def test_bad_messages_are_dropped_with_one_log_line_each(
         "sam did not pin the announced keys",
     )
 
-    topic = topics.intent_topic(pod.id, "maya", "borrow_item")
+    topic = topics.message_topic(pod.id, "maya")
     secret = "SECRET-PAYLOAD-TEXT"
 
     def said(by: Sender = maya_sender, **changes: Any) -> Message:
@@ -727,7 +727,7 @@ def test_bad_messages_are_dropped_with_one_log_line_each(
         ("envelope is for another pod", topic, maya.seal(said(), other_pod), False),
         (
             "unknown sender stranger",
-            topics.intent_topic(pod.id, "stranger", "borrow_item"),
+            topics.message_topic(pod.id, "stranger"),
             stranger.seal(said(stranger_sender), pod.pod),
             False,
         ),
@@ -750,14 +750,8 @@ def test_bad_messages_are_dropped_with_one_log_line_each(
             False,
         ),
         (
-            "carries intent 'borrow_item'",
-            topics.intent_topic(pod.id, "maya", "offer_item"),
-            maya.seal(said(), pod.pod),
-            False,
-        ),
-        (
             "not a topic of a pod this device is in",
-            f"{topics.ROOT}/{pod.id}/Maya!/intent/borrow_item",
+            f"{topics.ROOT}/{pod.id}/Maya!/msg",
             maya.seal(said(), pod.pod),
             False,
         ),
@@ -781,7 +775,7 @@ def test_bad_messages_are_dropped_with_one_log_line_each(
     )
     attacker.publish(topic, b"", retain=True)  # clear the retained message (itself dropped: retained)
     late = new_message(maya_sender, "say_hello")
-    attacker.publish(topics.intent_topic(pod.id, "maya", "say_hello"), maya.seal(late, pod.pod))
+    attacker.publish(topics.message_topic(pod.id, "maya"), maya.seal(late, pod.pod))
     assert sam.inbox.wait_for(lambda items: late in items), "the client stopped working after bad input"
     assert [m.id for m in sam.inbox.snapshot()] == [good.id, late.id]
 
@@ -834,7 +828,7 @@ def test_expiry_interval_is_recomputed_when_sent_late(
 ) -> None:
     skew = [0.0]
     spy = raw(fresh_broker, client_id="spy", session_expiry_s=300)
-    spy.subscribe(topics.intent_subscription(pod.id))
+    spy.subscribe(topics.message_subscription(pod.id))
     maya = kitchens(fresh_broker, pod, "maya", clock=lambda: time.time() + skew[0])
     fresh_broker.stop()
     wait_until(lambda: not maya.client.connected, "maya did not notice the broker stopped")

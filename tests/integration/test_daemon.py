@@ -243,7 +243,7 @@ def hostile_payloads(pod: Pod, maya: Membership, lee: Membership) -> list[Hostil
     """Everything an attacker on the broker (or a misbehaving member) can publish in the pod."""
     maya_says = Sender(*MAYA)
     lee_says = Sender("lee-9", "Lee")
-    topic = topics.intent_topic(pod.id, maya_says.device, "borrow_item")
+    topic = topics.message_topic(pod.id, maya_says.device)
 
     def ladder(sender: Sender = maya_says, **kwargs: Any) -> Message:
         return new_message(sender, "borrow_item", {"item": "ladder"}, "can i borrow a ladder", **kwargs)
@@ -251,7 +251,7 @@ def hostile_payloads(pod: Pod, maya: Membership, lee: Membership) -> list[Hostil
     outsider = DeviceKeys.generate()  # a key nobody pinned
     stranger_pod = replace(pod, key=secrets.token_bytes(SecretBox.KEY_SIZE))  # the id, not the key
     good = maya.seal(ladder(), pod)
-    mallory_topic = topics.intent_topic(pod.id, "mallory-1", "borrow_item")
+    mallory_topic = topics.message_topic(pod.id, "mallory-1")
     return [
         Hostile("garbage", topic, b"not json at all", "payload is not UTF-8 JSON"),
         Hostile("binary garbage", topic, b"\xff\xfe\x00garbage", "payload is not UTF-8 JSON"),
@@ -302,12 +302,6 @@ def hostile_payloads(pod: Pod, maya: Membership, lee: Membership) -> list[Hostil
         Hostile("dated 20 minutes ago", topic, maya.seal(ladder(now=time.time() - 1200), pod), "is dated -1"),
         Hostile("expired on arrival", topic, maya.seal(ladder(ttl_s=0.001), pod), "has expired"),
         Hostile(
-            "sealed for another intent than its topic's",
-            topics.intent_topic(pod.id, maya_says.device, "say_hello"),
-            maya.seal(ladder(), pod),
-            "carries intent 'borrow_item'",
-        ),
-        Hostile(
             "a non-member with the pod key, signing as itself",
             mallory_topic,
             envelope_of(pod, outsider.sign(ladder(Sender("mallory-1", "Mallory")).to_json())),
@@ -341,13 +335,13 @@ def test_hostile_messages_are_dropped_and_never_spoken(
         # sealed and signed by a member, but nothing voicehello knows how to say
         unknown = new_message(Sender(*MAYA), "borrow_item", {"item": "ladder"}, "self destruct")
         client.publish(
-            topics.intent_topic(pod.id, MAYA[0], "self_destruct"),
+            topics.message_topic(pod.id, MAYA[0]),
             envelope_of(pod, signed_json(maya.keys, unknown, intent="self_destruct")),
         )
         valid = maya.seal(
             new_message(Sender(*MAYA), "borrow_item", {"item": "ladder"}, "can i borrow a ladder"), pod
         )
-        maya_topic = topics.intent_topic(pod.id, MAYA[0], "borrow_item")
+        maya_topic = topics.message_topic(pod.id, MAYA[0])
         client.publish(maya_topic, valid)
         line = daemon.wait_for("stdout", announced("asks to borrow a ladder"), STEP_TIMEOUT_S)
         assert line is not None, daemon.transcript()
@@ -358,7 +352,7 @@ def test_hostile_messages_are_dropped_and_never_spoken(
         )
         assert gave_up is not None, daemon.transcript()
         hello = lee.seal(new_message(Sender("lee-9", "Lee"), "say_hello", {}, "say hello"), pod)
-        client.publish(topics.intent_topic(pod.id, "lee-9", "say_hello"), hello)
+        client.publish(topics.message_topic(pod.id, "lee-9"), hello)
         still_there = daemon.wait_for("stdout", announced("Lee says hello"), STEP_TIMEOUT_S)
         assert still_there is not None, daemon.transcript()
     finally:
@@ -435,7 +429,7 @@ def test_say_to_another_pod_seals_it_for_that_pod_and_says_so(
     party = Circle(circle.root, host=host, port=port)
     config = write_config(tmp_path, MAYA, broker, circle)
     party.join(circle.keys_dir(MAYA[0]))
-    watcher = RawClient(broker, "pod-watcher", f"{topics.ROOT}/+/{MAYA[0]}/intent/#")
+    watcher = RawClient(broker, "pod-watcher", f"{topics.ROOT}/+/{MAYA[0]}/msg")
     try:
         result = voicehello("say", "--config", config, "--yes", "--pod", party.name, "can I borrow a ladder")
         assert result.returncode == 0, result.stderr
@@ -446,9 +440,10 @@ def test_say_to_another_pod_seals_it_for_that_pod_and_says_so(
     sent = re.search(rf"sent borrow_item .* to pod {party.name} \(id ([0-9a-f]+),", result.stdout)
     assert sent is not None, result.stdout
     [(topic, payload)] = watcher.messages
-    assert topic == topics.intent_topic(party.id, MAYA[0], "borrow_item")
+    assert topic == topics.message_topic(party.id, MAYA[0])
     message = party.open(payload, circle.keys_dir(MAYA[0]), topic_device=MAYA[0])
     assert message.id == sent.group(1)
+    assert message.intent == "borrow_item"
     assert message.slots == {"item": "ladder"}
 
 

@@ -178,8 +178,13 @@ def _sealed_box(street: Street, sender: Sender = MAYA, keys: DeviceKeys | None =
     return _box(street.pod.key, (keys or street.maya).sign(pad(_fresh(sender).to_json())))
 
 
-def _topic(street: Street, sender: Sender = MAYA, intent: str = "borrow_item") -> str:
-    return topics.intent_topic(street.pod.id, sender.device, intent)
+def _topic(street: Street, sender: Sender = MAYA) -> str:
+    return topics.message_topic(street.pod.id, sender.device)
+
+
+def _old_intent_topic(street: Street) -> str:
+    """Where maya's message went before the intent left the topic (and now may not go)."""
+    return f"{topics.ROOT}/{street.pod.id}/{MAYA.device}/intent/borrow_item"
 
 
 Case = tuple[str, bytes]
@@ -381,22 +386,25 @@ hostile = st.one_of(
 
 @st.composite
 def spoofed(draw: st.DrawFn) -> Build:
-    """A real message from maya (or her key) on a topic that lies about its sender, intent, pod
-    or kind, or a key announcement that tries to take over maya's pinned key."""
-    level = draw(st.sampled_from(["device", "intent", "pod", "key", "takeover", "garbage"]))
+    """A real message from maya (or her key) on a topic that lies about its sender, pod or kind,
+    on the old topic form that named the intent, or a key announcement that tries to take over
+    maya's pinned key."""
+    level = draw(st.sampled_from(["device", "pod", "key", "status", "takeover", "old", "garbage"]))
     device = draw(st.sampled_from([SAM, "bob-1"]))
     garbage = draw(hostile_text)
 
     def build(street: Street) -> Case:
         payload = _envelope(street.pod.id, _sealed_box(street))
         if level == "device":
-            topic = topics.intent_topic(street.pod.id, device, "borrow_item")
-        elif level == "intent":
-            topic = _topic(street, intent="say_hello")
+            topic = topics.message_topic(street.pod.id, device)
         elif level == "pod":
-            topic = topics.intent_topic(uuid.uuid4().hex[:16], MAYA.device, "borrow_item")
+            topic = topics.message_topic(uuid.uuid4().hex[:16], MAYA.device)
         elif level == "key":
             topic = topics.key_topic(street.pod.id, MAYA.device)
+        elif level == "status":
+            topic = topics.status_topic(street.pod.id, MAYA.device)
+        elif level == "old":
+            topic = _old_intent_topic(street)
         elif level == "takeover":
             topic = topics.key_topic(street.pod.id, MAYA.device)
             payload = seal_key_announcement(street.pod, street.mallory, MAYA.device, MAYA.name)
@@ -449,15 +457,17 @@ def test_the_fuzz_reached_every_check(street: Street, records: Records) -> None:
         f"signed message from {MAYA.device} is invalid",
         f"from {MAYA.device} is dated",
         f"was published as {SAM}",
-        "carries intent 'borrow_item'",
         "not a topic of a pod this device is in",
-        "retained (intent messages are never retained)",
+        "retained (messages are never retained)",
         "too many messages waiting for keys",
     ):
         assert _dropped(records, reason), f"no payload was dropped for {reason!r}"
     assert records.having(f"holding a message from {ZED.device}")
     assert records.having(f"holding a message from {MALLORY.device}")
     assert records.having(f"refused a new key for {MAYA.device}"), "no key takeover was tried"
+    assert _dropped(records, f"'{_old_intent_topic(street)}': not a topic of a pod this device is in"), (
+        "a message on the old topic form that named the intent was not dropped"
+    )
 
 
 def _sealed(street: Street, message: Message, keys: DeviceKeys) -> bytes:

@@ -253,16 +253,24 @@ def test_a_device_cannot_publish_as_another(raw: Callable[..., Raw], street: Cir
     maya = raw("maya")
     forged, honest = _payload(), _payload()
     for topic in (
-        f"voicehello/v1/{street_id}/bob/intent/borrow_item",
+        f"voicehello/v1/{street_id}/bob/msg",
         f"voicehello/v1/{street_id}/bob/status",
     ):
         reason = maya.publish(topic, forged)
         # mosquitto 2.0 answers a denied QoS 1 publish with PUBACK "Not authorized" and drops it
         assert _refused(reason), f"{topic}: {reason}"
-    assert maya.publish(f"voicehello/v1/{street_id}/maya/intent/borrow_item", honest) is not None
+    for topic in (  # under her own id, but not a topic devices publish to
+        f"voicehello/v1/{street_id}/maya/intent/borrow_item",
+        f"voicehello/v1/{street_id}/maya/msg/extra",
+        f"voicehello/v1/{street_id}/maya",
+    ):
+        assert _refused(maya.publish(topic, forged)), topic
+    assert maya.publish(f"voicehello/v1/{street_id}/maya/msg", honest) is not None
     assert bob.wait(lambda: bob.received(honest)), "bob missed maya's own message"
     time.sleep(QUIET_S)
-    assert not bob.received(forged), "a message forged as bob was delivered"
+    assert not bob.received(forged), (
+        "a message forged as bob, or on a topic devices do not use, was delivered"
+    )
 
 
 def test_a_device_cannot_read_a_pod_it_was_not_granted(
@@ -274,8 +282,8 @@ def test_a_device_cannot_read_a_pod_it_was_not_granted(
     assert not eve.subscribe(f"voicehello/v1/{garden_id}/#")[0].is_failure
     maya = raw("maya")
     secret, sentinel = _payload(), _payload()
-    maya.publish(f"voicehello/v1/{street_id}/maya/intent/borrow_item", secret)
-    maya.publish(f"voicehello/v1/{garden_id}/maya/intent/borrow_item", sentinel)
+    maya.publish(f"voicehello/v1/{street_id}/maya/msg", secret)
+    maya.publish(f"voicehello/v1/{garden_id}/maya/msg", sentinel)
     assert eve.wait(lambda: eve.received(sentinel)), "eve missed a message in her own pod"
     time.sleep(QUIET_S)
     assert not eve.received(secret), f"eve read pod street (SUBACK {street})"
@@ -291,7 +299,7 @@ def test_add_grant_and_revoke_apply_to_the_running_broker(
     maya = raw("maya")
     carol.subscribe(f"voicehello/v1/{yard_id}/#")
     before = _payload()
-    maya.publish(f"voicehello/v1/{yard_id}/maya/intent/borrow_item", before)
+    maya.publish(f"voicehello/v1/{yard_id}/maya/msg", before)
     time.sleep(QUIET_S)
     assert not carol.received(before), "carol read pod yard before it was granted"
 
@@ -299,7 +307,7 @@ def test_add_grant_and_revoke_apply_to_the_running_broker(
     after = _payload()
 
     def delivered() -> bool:
-        maya.publish(f"voicehello/v1/{yard_id}/maya/intent/borrow_item", after)
+        maya.publish(f"voicehello/v1/{yard_id}/maya/msg", after)
         return carol.wait(lambda: carol.received(after), timeout=0.5)
 
     assert any(delivered() for _ in range(20)), "the grant did not reach the running broker"

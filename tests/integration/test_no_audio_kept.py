@@ -42,7 +42,7 @@ from pulse import PORTAUDIO_DEVICE, PulseServer
 
 from voicehello.bus import topics
 from voicehello.bus.broker import EmbeddedBroker
-from voicehello.bus.messages import Sender, new_message
+from voicehello.bus.messages import Message, Sender, new_message
 from voicehello.privacy.keys import SIGNATURE_BYTES, DeviceKeys
 from voicehello.privacy.pods import Pod
 
@@ -502,11 +502,13 @@ def test_a_spoken_exchange_through_the_daemon_keeps_no_audio(
         pulse.play(espeak("yes, send it"))
         sent_line = daemon.wait_for("stdout", lambda line: line.startswith("sent: borrow_item"), 30)
         assert sent_line is not None, daemon.transcript()
-        request = circle.open(bus.wait_for_intent("borrow_item"), keys_dir, topic_device="maya-12")
+        request = bus.wait_for_intent(
+            "borrow_item", lambda device, payload: circle.open(payload, keys_dir, topic_device=device)
+        )
         reply = new_message(
             Sender("sam-4", "Sam"), "reply_yes", {}, "yes i can lend it", in_reply_to=request.id
         )
-        bus.publish(topics.intent_topic(pod.id, "sam-4", "reply_yes"), sam.seal(reply, pod))
+        bus.publish(topics.message_topic(pod.id, "sam-4"), sam.seal(reply, pod))
         assert daemon.wait_for("stdout", lambda line: "Sam can lend you a ladder" in line, 30), (
             daemon.transcript()
         )
@@ -596,13 +598,20 @@ class BusWatcher:
         self.client.subscribe(topic_filter, qos=1)
         self.client.loop_start()
 
-    def wait_for_intent(self, intent: str, timeout_s: float = 20.0) -> bytes:
-        """The (sealed) payload of the first ``intent`` message seen."""
+    def wait_for_intent(
+        self, intent: str, open_message: Callable[[str, bytes], Message], timeout_s: float = 20.0
+    ) -> Message:
+        """The first ``intent`` message seen. The topic does not name the intent: each message is
+        opened with ``open_message(device in its topic, sealed payload)`` to find it."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for topic, payload in list(self.messages):
-                if topic.endswith(f"/intent/{intent}"):
-                    return payload
+                parts = topics.parse_topic(topic)
+                if parts is None or parts.kind != "msg":
+                    continue
+                message = open_message(parts.device, payload)
+                if message.intent == intent:
+                    return message
             time.sleep(0.05)
         raise AssertionError(f"no {intent} on the bus: {[topic for topic, _ in self.messages]}")
 

@@ -37,7 +37,7 @@ from voicehello.announce.speaker import AnnounceEvent
 from voicehello.app import Device
 from voicehello.bus import hardening, topics
 from voicehello.bus.broker import EmbeddedBroker
-from voicehello.bus.messages import Message, Sender, new_message
+from voicehello.bus.messages import KIND_OF_INTENT, Message, Sender, new_message
 from voicehello.bus.mqtt import BusClient
 from voicehello.config import AnnounceSettings, DeviceSettings, PrivacySettings, Settings
 from voicehello.errors import BusError
@@ -259,7 +259,9 @@ SECRETS = (REQUEST_TEXT.encode(), b"ladder", b"borrow", MAYA.name.encode(), BOB.
 
 
 def _check_sealed(topic: str, payload: bytes, pod_id: str) -> None:
-    """``payload`` (seen on ``topic``) carries nothing readable but the pod id."""
+    """``payload`` (seen on ``topic``) carries nothing readable but the pod id, and ``topic``
+    does not say what was said."""
+    assert not [intent for intent in KIND_OF_INTENT if intent in topic], f"{topic} names an intent"
     if topic.endswith("/status"):
         assert payload in (topics.ONLINE, topics.OFFLINE), (topic, payload)
         return
@@ -296,22 +298,18 @@ def test_a_neighbor_granted_the_topics_but_not_invited_sees_only_ciphertext(
     bob.publish(reply)
     assert maya_inbox.wait_for(reply.id), "maya did not get bob's reply"
 
-    intents = f"{street.id}/maya/intent/", f"{street.id}/bob/intent/"
-    assert sniffer.wait(lambda: all(sniffer.on(part) for part in intents)), (
-        "eve's sniffer missed the exchange"
-    )
+    said = topics.message_topic(street.id, MAYA.device), topics.message_topic(street.id, BOB.device)
+    assert sniffer.wait(lambda: all(sniffer.on(topic) for topic in said)), "eve's sniffer missed the exchange"
     assert sniffer.wait(lambda: len(sniffer.on("/key")) >= 2), "eve's sniffer missed the key announcements"
     for topic, payload in list(sniffer.messages):
         _check_sealed(topic, payload, street.id)
 
     # her voicehello cannot open what she sniffed: the street is not one of her pods ...
-    assert _wait_logged(
-        caplog, f"{street.id}/maya/intent/borrow_item", "not a topic of a pod this device is in"
-    )
+    assert _wait_logged(caplog, said[0], "not a topic of a pod this device is in")
     # ... nor when she re-publishes it in her own pod, as it is or relabelled for her pod
-    captured = sniffer.on(f"{street.id}/maya/intent/")[0]
+    captured = sniffer.on(said[0])[0]
     relabelled = json.dumps({**json.loads(captured), "pod": pods.garden.id}).encode()
-    mine = topics.intent_topic(pods.garden.id, "eve", "borrow_item")
+    mine = topics.message_topic(pods.garden.id, "eve")
     publisher = raw("eve")
     publisher.publish(mine, captured)
     assert _wait_logged(caplog, mine, "envelope is for another pod")
@@ -375,7 +373,7 @@ def test_only_the_valid_message_is_announced(
     maya_keys = DeviceKeys.load_or_create(street.keys_dir("maya"))
     maya = buses(_bus(broker, street, MAYA, lambda _m: None))
     wire = raw("maya")  # maya's credentials on a plain client: captures and re-publishes payloads
-    wire.subscribe(topics.intent_subscription(street.id))
+    wire.subscribe(topics.message_subscription(street.id))
 
     first = Kitchen(broker, keys_dir)
     assert first.device.bus.client_id == SAM
@@ -386,7 +384,7 @@ def test_only_the_valid_message_is_announced(
         valid = new_message(MAYA, "borrow_item", {"item": "ladder"}, REQUEST_TEXT)
         maya.publish(valid)
         assert first.wait_printed(valid.id), "the valid message was not announced"
-        topic = topics.intent_topic(street.id, MAYA.device, "borrow_item")
+        topic = topics.message_topic(street.id, MAYA.device)
         assert wire.wait(lambda: bool(wire.on(topic)))
         wire.publish(topic, wire.on(topic)[0])  # the captured envelope, again
         forged = new_message(MAYA, "borrow_item", {"item": "drill"}, "can i borrow a drill")
@@ -400,7 +398,7 @@ def test_only_the_valid_message_is_announced(
 
     time.sleep(max(0.0, (party.pod.expires or 0) - time.time()) + 0.5)  # the party ends while sam is away
     late = new_message(MAYA, "borrow_item", {"item": "tent"}, "can i borrow a tent")
-    party_topic = topics.intent_topic(party.id, MAYA.device, "borrow_item")
+    party_topic = topics.message_topic(party.id, MAYA.device)
     wire.publish(party_topic, envelope.seal(late, party.pod, maya_keys))  # kept in sam's session
 
     again = Kitchen(broker, keys_dir)

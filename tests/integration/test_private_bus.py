@@ -36,7 +36,7 @@ from test_bus import (
 
 from voicehello.bus import topics
 from voicehello.bus.broker import EmbeddedBroker
-from voicehello.bus.messages import Message, Sender, new_message
+from voicehello.bus.messages import KIND_OF_INTENT, Message, Sender, new_message
 from voicehello.config import DeviceSettings
 from voicehello.errors import PrivacyError
 from voicehello.privacy.keys import DeviceKeys
@@ -121,16 +121,18 @@ def test_a_raw_subscriber_sees_only_ciphertext(
     assert maya.client.flush(WAIT_S)
     assert sam.client.flush(WAIT_S)
 
-    def kinds(items: list[mqtt.MQTTMessage]) -> set[str]:
-        return {parts.kind for parts in (topics.parse_topic(m.topic) for m in items) if parts is not None}
+    def kinds(items: list[mqtt.MQTTMessage]) -> list[str]:
+        return [parts.kind for parts in (topics.parse_topic(m.topic) for m in items) if parts is not None]
 
-    assert spy.received.wait_for(lambda items: {"intent", "key", "status"} <= kinds(items))
-    assert spy.received.wait_for(lambda items: sum("/intent/" in m.topic for m in items) == 2)
+    assert spy.received.wait_for(lambda items: {"msg", "key", "status"} <= set(kinds(items)))
+    assert spy.received.wait_for(lambda items: kinds(items).count("msg") == 2)
     readable = [request.text, reply.text, "purple ladder", display_name("maya"), display_name("sam")]
     for seen in spy.received.snapshot():
         parts = topics.parse_topic(seen.topic)
         assert parts is not None, seen.topic
         assert parts.pod == pod.id
+        named = [intent for intent in KIND_OF_INTENT if intent in seen.topic]
+        assert named == [], f"the topic {seen.topic} says what was said"
         for secret in readable:
             assert secret.encode() not in seen.payload, f"{secret!r} is readable on {seen.topic}"
         if parts.kind == "status":
@@ -177,7 +179,7 @@ def test_a_message_is_held_until_its_senders_key_arrives(
     message = new_message(Sender("lee", "Lee"), "borrow_item", {"item": "ladder"})
     late_joiner = raw(mosquitto)
 
-    late_joiner.publish(topics.intent_topic(pod.id, "lee", "borrow_item"), lee.seal(message, pod.pod))
+    late_joiner.publish(topics.message_topic(pod.id, "lee"), lee.seal(message, pod.pod))
     wait_until(
         lambda: any("holding a message from lee" in line for line in infos(caplog)),
         "the message was not held for lee's key",
@@ -209,7 +211,7 @@ def test_a_message_whose_senders_key_never_comes_is_dropped(
     first = new_message(Sender("kim", "Kim"), "borrow_item", {"item": "ladder"})
     forgetful = raw(mosquitto)
 
-    forgetful.publish(topics.intent_topic(pod.id, "kim", "borrow_item"), kim.seal(first, pod.pod))
+    forgetful.publish(topics.message_topic(pod.id, "kim"), kim.seal(first, pod.pod))
     wait_until(
         lambda: any("unknown sender kim" in line for line in drops(caplog)),
         "the message was not dropped after KEY_WAIT_S",
@@ -217,7 +219,7 @@ def test_a_message_whose_senders_key_never_comes_is_dropped(
     # the key comes after all: what was dropped stays dropped, what follows is delivered
     forgetful.publish(topics.key_topic(pod.id, "kim"), kim.key_announcement(pod.pod), retain=True)
     second = new_message(Sender("kim", "Kim"), "say_hello")
-    forgetful.publish(topics.intent_topic(pod.id, "kim", "say_hello"), kim.seal(second, pod.pod))
+    forgetful.publish(topics.message_topic(pod.id, "kim"), kim.seal(second, pod.pod))
 
     assert sam.inbox.wait_for(lambda items: second in items)
     assert sam.inbox.snapshot() == [second]
@@ -302,10 +304,13 @@ def test_a_pod_that_ends_while_running_is_forgotten(
     ends = brief.pod.expires
     assert ends is not None
     sam_dir, maya_dir = brief.keys_dir("sam"), brief.keys_dir("maya")
-    maya_elsewhere = brief.membership("maya")  # maya's key, used by a raw client once the pod is over
+    # a member that talks in the pod on a raw client once the pod is over: not maya, so that what
+    # it says there is told apart by its topic from maya's messages the broker may still deliver
+    lee = brief.membership("lee", "Lee")
     spy = raw(fresh_broker, client_id="spy", session_expiry_s=300)  # its session outlives a broker restart
-    spy.subscribe(topics.intent_subscription(brief.id))
+    spy.subscribe(topics.message_subscription(brief.id))
     maya, sam = kitchens(fresh_broker, pod, "maya"), kitchens(fresh_broker, pod, "sam")
+    signers = {"maya": verify_key(maya), "lee": lee.keys.verify_key_b64}
     during = maya.say(pod=brief.name)
     assert sam.inbox.wait_for(lambda items: during in items)
     assert said_in(sam, during) == brief.id
@@ -328,23 +333,26 @@ def test_a_pod_that_ends_while_running_is_forgotten(
     fresh_broker.restart()
     assert maya.client.wait_connected(WAIT_S)
     assert sam.client.wait_connected(WAIT_S)
-    leftover = new_message(maya.sender, "say_hello")
-    raw(fresh_broker).publish(
-        topics.intent_topic(brief.id, "maya", "say_hello"), maya_elsewhere.seal(leftover, brief.pod)
-    )
+    leftover = new_message(Sender("lee", "Lee"), "say_hello")
+    lee_says = topics.message_topic(brief.id, "lee")
+    raw(fresh_broker).publish(lee_says, lee.seal(leftover, brief.pod))
     here = maya.say()
     assert sam.inbox.wait_for(lambda items: here in items)
     assert sam.inbox.snapshot() == [during, here]
-    said_hello = topics.intent_topic(brief.id, "maya", "say_hello")
-    assert spy.received.wait_for(lambda items: any(m.topic == said_hello for m in items))
-    sent_there = {  # a set: QoS 1 may deliver "during" again after the restart
-        Message.from_json(unseal(m.payload, brief.pod, verify_key(maya))).id for m in spy.received.snapshot()
-    }
+    assert spy.received.wait_for(lambda items: any(m.topic == lee_says for m in items))
+
+    def opened(seen: mqtt.MQTTMessage) -> Message:
+        """A message the spy saw in the pod, opened with the key of the device its topic names."""
+        parts = topics.parse_topic(seen.topic)
+        assert parts is not None, seen.topic
+        return Message.from_json(unseal(seen.payload, brief.pod, signers[parts.device]))
+
+    sent_there = {opened(m).id for m in spy.received.snapshot()}  # a set: QoS 1 may deliver "during" again
     assert sent_there == {during.id, leftover.id}, "the message stranded in the outbox was sent"
     assert sam.membership.get(brief.id) is None
-    # what the broker still had in flight for the pod may come once more; what is said there
-    # after the reconnection must not reach a device that unsubscribed on reconnecting
-    stale = [line for line in drops(caplog) if said_hello in line]
+    # what the broker still had in flight for the pod (maya's) may come once more; what is said
+    # there after the reconnection must not reach a device that unsubscribed on reconnecting
+    stale = [line for line in drops(caplog) if lee_says in line]
     assert stale == [], "the pod that ended while the broker was away is still subscribed"
 
 
@@ -394,7 +402,7 @@ def test_a_reply_goes_to_the_pod_of_the_request(
     maya, sam = kitchens(mosquitto, pod, "maya"), kitchens(mosquitto, pod, "sam")
     spy = raw(mosquitto)
     for circle in (pod, second):
-        spy.subscribe(topics.intent_subscription(circle.id))
+        spy.subscribe(topics.message_subscription(circle.id))
 
     request = maya.say(pod=second.name)  # by name
     assert sam.inbox.wait_for(lambda items: request in items)
@@ -409,9 +417,14 @@ def test_a_reply_goes_to_the_pod_of_the_request(
     assert said_in(maya, plain) == pod.id
     assert said_in(maya, by_id) == second.id
     assert spy.received.wait_for(lambda items: len(items) == 4)
-    where = {m.topic for m in spy.received.snapshot()}
-    assert topics.intent_topic(second.id, "sam", "reply_yes") in where
-    assert topics.intent_topic(pod.id, "sam", "borrow_item") in where
+    circles, signers = {pod.id: pod, second.id: second}, {"maya": verify_key(maya), "sam": verify_key(sam)}
+    where: dict[str, str] = {}  # message id -> the pod id in the topic it was published on
+    for seen in spy.received.snapshot():
+        parts = topics.parse_topic(seen.topic)
+        assert parts is not None, seen.topic
+        opened = Message.from_json(unseal(seen.payload, circles[parts.pod].pod, signers[parts.device]))
+        where[opened.id] = parts.pod
+    assert where == {request.id: second.id, reply.id: second.id, plain.id: pod.id, by_id.id: second.id}
 
     assert sam.client.flush(WAIT_S)
     for not_mine in ("nowhere", elsewhere.name, elsewhere.id):
@@ -447,7 +460,7 @@ def test_a_squatters_key_is_refused(
         "the squatter's key announcement was not refused",
     )
     forged = new_message(Sender("maya", "Maya"), "borrow_item", {"item": "ladder"})
-    attacker.publish(topics.intent_topic(pod.id, "maya", "borrow_item"), squatter.seal(forged, pod.pod))
+    attacker.publish(topics.message_topic(pod.id, "maya"), squatter.seal(forged, pod.pod))
     real = maya.say("say_hello")
 
     assert sam.inbox.wait_for(lambda items: real in items)

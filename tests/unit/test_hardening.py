@@ -89,7 +89,8 @@ def test_acl_lets_devices_write_as_themselves_and_read_granted_pods(files: harde
     assert creds.pods == ("street", "garden")
     assert len(creds.password) >= 24
     acl = files.acl_file.read_text()
-    assert "pattern write voicehello/v1/+/%u/#" in acl
+    writes = [line for line in acl.splitlines() if line.startswith("pattern write")]
+    assert writes == [f"pattern write voicehello/v1/+/%u/{kind}" for kind in ("msg", "key", "status")]
     assert "user maya\ntopic read voicehello/v1/garden/#\ntopic read voicehello/v1/street/#" in acl
     assert "user bob\ntopic read voicehello/v1/garden/#\n\n" in acl, "no pod unless granted"
     passwd = files.password_file.read_text()

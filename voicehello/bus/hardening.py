@@ -53,6 +53,8 @@ LOG_FILE = "mosquitto.log"
 DB_FILE = "mosquitto.db"
 DEFAULT_PORT = 8883
 DEFAULT_POD = "street"
+DEVICE_TOPICS = ("msg", "key", "status")
+"""The topics under ``voicehello/v1/<pod>/<device>/`` a device may publish to (see bus/topics.py)."""
 ALL_PODS = "all"
 """A grant of every pod's topics (their payloads stay sealed: the device still needs the pod keys)."""
 VALIDITY = datetime.timedelta(days=3650)
@@ -259,8 +261,8 @@ def render_acl(devices: Mapping[str, Iterable[str]]) -> str:
     """The ACL: every device writes under its own id only, and reads the pods it was granted."""
     lines = [
         "# Written by voicehello; rewritten by `voicehello broker add-device/grant/revoke`.",
-        "# A device publishes only under its own id (its user name).",
-        f"pattern write {ROOT}/+/%u/#",
+        "# A device publishes only under its own id (its user name), and only what devices publish.",
+        *(f"pattern write {ROOT}/+/%u/{kind}" for kind in DEVICE_TOPICS),
     ]
     for name in sorted(devices):
         lines += ["", f"user {name}"]

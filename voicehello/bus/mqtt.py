@@ -11,7 +11,7 @@ Threads and who owns what:
   acknowledged, so it is sent again with its expiry recomputed (receivers dedupe by id).
 * any thread may call :meth:`BusClient.publish`: it seals the message and appends it to the outbox.
 
-Privacy: every intent and key payload is sealed for one pod (:mod:`voicehello.privacy.envelope`):
+Privacy: every message and key payload is sealed for one pod (:mod:`voicehello.privacy.envelope`):
 encrypted with the pod key and signed with this device's key. The client listens to every pod
 of its :class:`~voicehello.privacy.membership.Membership`, announces its key in each (retained,
 expiring with the pod), pins neighbors' keys from theirs, and follows pods joined, left or over
@@ -243,6 +243,7 @@ class BusClient:
         self._waiting_lock = threading.Lock()
         self._said_in: dict[str, str] = {}  # message id -> pod id, for replies (bounded)
         self._left: list[Pod] = []  # pods left or over, not yet unsubscribed
+        self._refused: dict[str, str] = {}  # message id -> the broker's reason (sender thread)
         self._left_lock = threading.Lock()
         self._stale: set[str] = set()  # pod ids unsubscribed on this connection (network thread)
 
@@ -308,7 +309,7 @@ class BusClient:
             raise MessageError(f"message {message.id} is from {message.sender.device}, not this device")
         target = self._pod_for(message, pod)
         payload = self.membership.seal(message, target)
-        topic = topics.intent_topic(target.id, message.sender.device, message.intent)
+        topic = topics.message_topic(target.id, message.sender.device)
         with self._lock:
             if self._stopped:
                 log.warning("bus client stopped; message %s (%s) not sent", message.id, message.intent)
@@ -341,6 +342,11 @@ class BusClient:
                     return False
                 self._changed.wait(left)
         return True
+
+    def refused(self, message_id: str) -> str | None:
+        """The broker's reason when it refused a published message (an ACL, say), else ``None``."""
+        with self._lock:
+            return self._refused.get(message_id)
 
     def wait_connected(self, timeout_s: float) -> bool:
         """Wait until connected (and subscribed); False after ``timeout_s``."""
@@ -559,9 +565,9 @@ class BusClient:
         elif parts.kind == "key":
             self._key(topic, pod, parts, bytes(incoming.payload))
         elif incoming.retain:
-            self._drop(topic, "retained (intent messages are never retained)")
+            self._drop(topic, "retained (messages are never retained)")
         else:
-            self._intent(topic, pod, parts, bytes(incoming.payload))
+            self._message(topic, pod, parts, bytes(incoming.payload))
 
     def _unsubscribe_stale(self, pod_id: str) -> None:
         """Stop a subscription the broker kept for a pod this device is no longer in (a resumed
@@ -583,7 +589,7 @@ class BusClient:
         if device is not None:
             self._release(pod.id, device)
 
-    def _intent(self, topic: str, pod: Pod, parts: topics.TopicParts, payload: bytes) -> None:
+    def _message(self, topic: str, pod: Pod, parts: topics.TopicParts, payload: bytes) -> None:
         try:
             message = self.membership.open(payload, pod, parts.device, self._seen)
         except ReplayError as exc:
@@ -594,9 +600,6 @@ class BusClient:
             return
         except EnvelopeError as exc:
             self._drop(topic, str(exc))
-            return
-        if message.intent != parts.intent:
-            self._drop(topic, f"carries intent {message.intent!r}")
             return
         self._remember_pod(message, pod)
         self._deliver(message)
@@ -631,7 +634,7 @@ class BusClient:
             if pod is None:
                 self._drop(waiting.topic, "not a topic of a pod this device is in")
             else:
-                self._intent(waiting.topic, pod, waiting.parts, waiting.payload)
+                self._message(waiting.topic, pod, waiting.parts, waiting.payload)
 
     def _expire_waiting(self) -> None:
         """Drop messages whose sender's key did not come within :data:`KEY_WAIT_S`."""
@@ -748,6 +751,9 @@ class BusClient:
                     sent.message.intent,
                     event.refused,
                 )
+                self._refused[sent.message.id] = event.refused
+                while len(self._refused) > SEEN_LIMIT:
+                    del self._refused[next(iter(self._refused))]
 
     def _reclaim(self, mids: tuple[int, ...]) -> None:
         """Put messages paho had not got acknowledged back at the front of the outbox."""

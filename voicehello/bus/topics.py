@@ -1,12 +1,13 @@
 """MQTT topic names: the one place they are spelled out.
 
-* ``voicehello/v1/<pod>/<device>/intent/<intent>``: what a device says (QoS 1, never retained).
+* ``voicehello/v1/<pod>/<device>/msg``: what a device says (QoS 1, never retained).
 * ``voicehello/v1/<pod>/<device>/status``: retained ``online``/``offline`` presence (last will).
 * ``voicehello/v1/<pod>/<device>/key``: the device's retained, sealed key announcement.
 
-``<pod>`` is the pod's id (16 hex digits) and every intent and key payload is sealed with the
-pod key (:mod:`voicehello.privacy.envelope`): the broker sees who talks in which pod, and when,
-but not what is said.
+``<pod>`` is the pod's id (16 hex digits) and every message and key payload is sealed with the
+pod key (:mod:`voicehello.privacy.envelope`): the broker sees which device talks in which pod,
+and when, but not what is said, not even the intent (it is inside the sealed message, not in
+the topic).
 
 The ``<device>`` level lets a broker ACL allow each device to publish only as itself.
 """
@@ -28,13 +29,12 @@ class TopicParts:
     pod: str
     device: str
     kind: str
-    """``intent``, ``status`` or ``key``."""
-    intent: str | None = None
+    """``msg``, ``status`` or ``key``."""
 
 
-def intent_topic(pod: str, device: str, intent: str) -> str:
-    """Where ``device`` publishes a message with ``intent``."""
-    return f"{ROOT}/{pod}/{device}/intent/{intent}"
+def message_topic(pod: str, device: str) -> str:
+    """Where ``device`` publishes its (sealed) messages in ``pod``."""
+    return f"{ROOT}/{pod}/{device}/msg"
 
 
 def status_topic(pod: str, device: str) -> str:
@@ -47,9 +47,9 @@ def key_topic(pod: str, device: str) -> str:
     return f"{ROOT}/{pod}/{device}/key"
 
 
-def intent_subscription(pod: str) -> str:
+def message_subscription(pod: str) -> str:
     """Every message said in ``pod``."""
-    return f"{ROOT}/{pod}/+/intent/+"
+    return f"{ROOT}/{pod}/+/msg"
 
 
 def status_subscription(pod: str) -> str:
@@ -64,7 +64,7 @@ def key_subscription(pod: str) -> str:
 
 def pod_subscriptions(pod: str) -> tuple[str, str, str]:
     """Everything a member of ``pod`` listens to."""
-    return intent_subscription(pod), key_subscription(pod), status_subscription(pod)
+    return message_subscription(pod), key_subscription(pod), status_subscription(pod)
 
 
 def parse_topic(topic: str) -> TopicParts | None:
@@ -75,8 +75,6 @@ def parse_topic(topic: str) -> TopicParts | None:
     levels = parts[2:]
     if not all(_LEVEL.fullmatch(level) for level in levels):
         return None
-    if len(levels) == 3 and levels[2] in {"status", "key"}:
+    if len(levels) == 3 and levels[2] in {"msg", "status", "key"}:
         return TopicParts(pod=levels[0], device=levels[1], kind=levels[2])
-    if len(levels) == 4 and levels[2] == "intent":
-        return TopicParts(pod=levels[0], device=levels[1], kind="intent", intent=levels[3])
     return None

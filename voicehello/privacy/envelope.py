@@ -7,7 +7,7 @@ Wire format (UTF-8 JSON, at most 8 KiB)::
 The box is NaCl ``SecretBox`` (XSalsa20-Poly1305) under the pod key. Its plaintext is a NaCl
 signed message (64-byte Ed25519 signature + data):
 
-* on ``voicehello/v1/<pod id>/<device>/intent/<intent>``: data = ``Message.to_json()`` bytes
+* on ``voicehello/v1/<pod id>/<device>/msg``: data = ``Message.to_json()`` bytes
   padded with spaces to a multiple of :data:`PAD_BYTES` (so that the size of the ciphertext
   says little about what was said; JSON ignores trailing whitespace), signed by the sender's
   device key (pinned in the pod roster);
