@@ -232,13 +232,13 @@ class Inbox:
 
 
 def _logged(caplog: pytest.LogCaptureFixture, *needles: str, client: str = "") -> list[str]:
-    """Bus log lines containing every one of ``needles`` (logged by the network thread of the
-    paho client ``client``, when given: several devices log in this process)."""
-    thread = f"paho-mqtt-client-{client}"
+    """Bus log lines containing every one of ``needles`` (logged by the receiving threads of
+    the client ``client``, when given: several devices log in this process)."""
+    threads = {f"paho-mqtt-client-{client}", f"{client}-receiver"}
     lines = [
         record.getMessage()
         for record in list(caplog.records)
-        if record.name == BUS_LOGGER and (not client or record.threadName == thread)
+        if record.name == BUS_LOGGER and (not client or record.threadName in threads)
     ]
     return [line for line in lines if all(needle in line for needle in needles)]
 

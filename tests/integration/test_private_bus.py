@@ -21,9 +21,11 @@ from pods import Circle
 from test_bus import (
     LOGGER,
     WAIT_S,
+    Collector,
     Kitchen,
     Kitchens,
     RawClients,
+    bus_settings,
     display_name,
     drops,
     expiry_interval,
@@ -37,6 +39,7 @@ from test_bus import (
 from voicehello.bus import topics
 from voicehello.bus.broker import EmbeddedBroker
 from voicehello.bus.messages import KIND_OF_INTENT, Message, Sender, new_message
+from voicehello.bus.mqtt import BusClient
 from voicehello.config import DeviceSettings
 from voicehello.errors import PrivacyError
 from voicehello.privacy.keys import DeviceKeys
@@ -470,3 +473,54 @@ def test_a_squatters_key_is_refused(
     assert any("claims this device's id 'maya'" in line for line in drops(caplog)), (
         "maya did not notice someone announcing a key in its name"
     )
+
+
+# --------------------------------------------------------------------------- a flood
+
+
+FLOOD = 400
+HANDLING_S = 0.003
+"""What each delivered message costs the application here (announcing takes longer still)."""
+
+
+def test_a_flood_from_one_neighbor_does_not_make_another_wait_behind_it(
+    mosquitto: EmbeddedBroker, pod: Circle, kitchens: Kitchens, raw: RawClients
+) -> None:
+    """Received messages wait in the client's inbox while the application handles earlier ones;
+    served in arrival order, lee's one message would come after the whole of maya's flood."""
+    maya, lee = kitchens(mosquitto, pod, "maya"), kitchens(mosquitto, pod, "lee")
+    handled = Collector()
+
+    def handle(message: Message) -> None:
+        time.sleep(HANDLING_S)
+        handled(message)
+
+    sam = BusClient(
+        bus_settings(mosquitto, pod.name),
+        DeviceSettings(id="sam", name="Sam"),
+        handle,
+        membership=pod.membership("sam"),
+    )
+    sam.start()
+    try:
+        assert sam.wait_connected(WAIT_S)
+        wait_until(lambda: {"maya", "lee"} <= set(pod_roster(sam, pod)), "sam never pinned the keys")
+        flood = [
+            maya.membership.seal(new_message(maya.sender, "borrow_item", {"item": "ladder"}), pod.pod)
+            for _ in range(FLOOD)
+        ]
+        flooder = raw(mosquitto).client  # maya's own key, published as fast as paho goes
+        sent = [flooder.publish(topics.message_topic(pod.id, "maya"), payload, qos=1) for payload in flood]
+        sent[-1].wait_for_publish(WAIT_S)
+        assert len(handled.snapshot()) < FLOOD // 2, "sam kept up with the flood: nothing to test"
+        quiet = lee.say("say_hello")
+        assert handled.wait_for(lambda items: len(items) == FLOOD + 1, 60.0), "part of the flood was lost"
+        position = handled.snapshot().index(quiet)
+        assert position < FLOOD // 2, f"lee's message was handled after {position} of maya's"
+    finally:
+        sam.stop()
+
+
+def pod_roster(client: BusClient, circle: Circle) -> dict[str, str]:
+    current = client.membership.get(circle.id)
+    return {} if current is None else current.roster

@@ -3,8 +3,11 @@
 Threads and who owns what:
 
 * paho's network thread (``loop_start``) runs the callbacks. They never take the client's
-  lock and never wait: incoming messages are checked and handed to ``on_message`` there,
-  and connection changes and PUBACKs are posted to the sender's event queue.
+  lock and never wait: incoming messages go to the :class:`~voicehello.bus.inbox.FairInbox`
+  (one queue per sending device, served in turn), and connection changes and PUBACKs are
+  posted to the sender's event queue.
+* the receiver thread takes messages from the inbox, opens and checks them, and hands them
+  to ``on_message`` (so a neighbor's flood costs the others at most one message each).
 * the sender thread owns the outbox: it hands messages to paho only while connected (at
   most :data:`WINDOW` unacknowledged at a time, each with a fresh MQTT v5 message expiry
   interval), and on every (re)connection takes back from paho whatever was not
@@ -45,6 +48,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from voicehello.bus import topics
+from voicehello.bus.inbox import FairInbox
 from voicehello.bus.messages import Message
 from voicehello.config import BusSettings, DeviceSettings
 from voicehello.errors import (
@@ -183,6 +187,14 @@ def check_settings(bus: BusSettings) -> None:
         raise BusError("bus.outbox_limit must be >= 1 and bus.session_expiry_s >= 0")
 
 
+def _topic_of(incoming: mqtt.MQTTMessage) -> str:
+    """The topic of an incoming message, or a placeholder when it is not UTF-8."""
+    try:
+        return incoming.topic
+    except UnicodeDecodeError:
+        return "<not UTF-8>"
+
+
 def _short_topic(topic: str) -> str:
     """A topic made safe for one log line."""
     return repr(topic if len(topic) <= 100 else topic[:99] + "…")
@@ -192,7 +204,7 @@ class BusClient:
     """One device's connection to its pods: publishes messages, delivers the neighbors'.
 
     ``on_message`` gets every valid, unexpired message of the device's pods exactly once per id
-    (this device's own included), on paho's network thread, once its envelope opened and its
+    (this device's own included), on the client's receiver thread, once its envelope opened and its
     signature checked (:meth:`pod_of` tells in which pod it was said). ``on_presence(device,
     online)`` gets the other devices' status. With ``listen=False`` the client only sends
     (``voicehello say``): its own client id, a clean session, no subscriptions, no presence.
@@ -244,6 +256,8 @@ class BusClient:
         self._said_in: dict[str, str] = {}  # message id -> pod id, for replies (bounded)
         self._left: list[Pod] = []  # pods left or over, not yet unsubscribed
         self._refused: dict[str, str] = {}  # message id -> the broker's reason (sender thread)
+        self._inbox: FairInbox[mqtt.MQTTMessage] = FairInbox()
+        self._receiver: threading.Thread | None = None
         self._left_lock = threading.Lock()
         self._stale: set[str] = set()  # pod ids unsubscribed on this connection (network thread)
 
@@ -291,6 +305,11 @@ class BusClient:
             self._client = client
         self._sender = threading.Thread(target=self._run_sender, name=f"{self.client_id}-sender", daemon=True)
         self._sender.start()
+        if self._listen:
+            self._receiver = threading.Thread(
+                target=self._run_receiver, name=f"{self.client_id}-receiver", daemon=True
+            )
+            self._receiver.start()
         client.loop_start()
 
     def pod_of(self, message_id: str) -> Pod | None:
@@ -376,7 +395,19 @@ class BusClient:
         client.disconnect()
         client.loop_stop()
         self._connected.clear()
+        self._stop_receiver()
         log.info("%s disconnected from the broker", self._device.id)
+
+    def _stop_receiver(self) -> None:
+        """Let the receiver handle what is already in the inbox (briefly), then end it."""
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while len(self._inbox) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if len(self._inbox):
+            log.warning("%d received message(s) not handled before stopping", len(self._inbox))
+        self._inbox.close()
+        if self._receiver is not None:
+            self._receiver.join(timeout=5)
 
     # -- setup ------------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -520,10 +551,21 @@ class BusClient:
         self._events.put(_Acked(mid, str(reason) if reason.is_failure else None))
 
     def _on_mqtt_message(self, _client: mqtt.Client, _userdata: Any, incoming: mqtt.MQTTMessage) -> None:
-        self.receive(incoming)
+        """Queue an incoming message under the device its topic names (network thread)."""
+        levels = _topic_of(incoming).split("/", 5)
+        sender = levels[3] if len(levels) > 3 else ""
+        dropped = self._inbox.put(sender, incoming)
+        if dropped is not None:
+            self._drop(_topic_of(dropped), "too many messages waiting from this device; dropped its oldest")
+
+    def _run_receiver(self) -> None:
+        """Open, check and deliver what arrives, the sending devices taken in turn."""
+        while (incoming := self._inbox.get()) is not None:
+            self.receive(incoming)
+            time.sleep(0)  # let the network thread (waiting for the GIL) take in what arrived
 
     def receive(self, incoming: mqtt.MQTTMessage) -> None:
-        """Handle one incoming MQTT message as the network thread does: check it, then deliver
+        """Handle one incoming MQTT message as the receiver thread does: check it, then deliver
         it or drop it with one log line. Never raises (public so that it can be fuzzed)."""
         try:
             self._receive(incoming)
