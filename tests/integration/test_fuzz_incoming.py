@@ -1,7 +1,7 @@
 """Property-based fuzzing of the incoming-message path: over 10,000 generated hostile payloads go
-through ``BusClient.receive`` — the function paho's network thread calls — into a real ``Device``
-that is a member of a real pod (real keys, real invite) and whose announcements are printed into
-a list. The payloads are shaped like the sealed envelope, broken at every layer: malformed JSON,
+through ``BusClient.receive`` — what the client's receiver thread calls for each message it takes
+from the inbox — into a real ``Device`` that is a member of a real pod (real keys, real invite)
+and whose announcements are printed into a list. The payloads are shaped like the sealed envelope, broken at every layer: malformed JSON,
 huge strings, control characters, wrong types, bad base64, truncated ciphertext, random bytes in a
 valid-looking box, a valid box under the wrong key, a valid box around a broken inner message
 (signed by a member, so it reaches the schema check), messages signed by a non-member, tampered
@@ -12,7 +12,7 @@ is still announced.
 
 No broker is involved: the device's bus points at a closed port (it keeps retrying in the
 background, its sender thread doing its housekeeping), and the payloads are wrapped in paho's own
-``MQTTMessage`` exactly as the network thread receives them, which makes 10,000 examples fast. The
+``MQTTMessage`` exactly as paho hands them over, which makes 10,000 examples fast. The
 network path itself is covered by test_bus.py, test_daemon.py and test_privacy_chain.py."""
 
 from __future__ import annotations
