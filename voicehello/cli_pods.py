@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from voicehello.config import Settings, load_settings
-from voicehello.privacy.keys import DeviceKeys
+from voicehello.privacy.keys import DeviceKeys, fingerprint
 from voicehello.privacy.membership import choose_default
 from voicehello.privacy.pods import Pod, PodStore, clock_time
 from voicehello.privacy.qr import invite_qr
@@ -95,6 +95,21 @@ def cmd_pod_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pod_members(args: argparse.Namespace) -> int:
+    """The devices whose keys this device has pinned in a pod, with fingerprints to compare."""
+    settings, store = _store(args)
+    pod = store.get(args.pod)
+    own = DeviceKeys.load_or_create(settings.privacy.keys_dir).verify_key_b64
+    print(f"this device, {settings.device.id}: {fingerprint(own)}")
+    print(f"pod {pod.name} ({pod.id}): keys pinned here (compare them with your neighbors')")
+    others = {device: key for device, key in pod.roster.items() if key != own}
+    if not others:
+        print("  none yet: keys are learned when members' devices connect")
+    for device, key in sorted(others.items()):
+        print(f"  {device:32s} {fingerprint(key)}")
+    return 0
+
+
 def cmd_pod_leave(args: argparse.Namespace) -> int:
     """Leave a pod: its key is deleted from this device."""
     _, store = _store(args)
@@ -126,6 +141,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = pods.add_parser("list", parents=[common], help="list pods: name, id, time left, members known")
     p.set_defaults(func=cmd_pod_list)
+
+    p = pods.add_parser(
+        "members", parents=[common], help="the devices known in a pod, with key fingerprints to compare aloud"
+    )
+    p.add_argument("pod", metavar="NAME_OR_ID")
+    p.set_defaults(func=cmd_pod_members)
 
     p = pods.add_parser("leave", parents=[common], help="leave a pod and delete its key")
     p.add_argument("pod", metavar="NAME_OR_ID")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 import subprocess
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from voicehello.privacy.keys import DeviceKeys
 from voicehello.privacy.pods import PodStore
 
 pytestmark = pytest.mark.integration
@@ -162,3 +164,27 @@ def test_the_printed_qr_code_scans_to_a_code_that_joins(voicehello: Run, tmp_pat
 def test_without_qr_only_the_code_and_a_line_about_it(voicehello: Run, tmp_path: Path) -> None:
     created = voicehello("pod", "create", "street", "--forever", env=_env(_config(tmp_path / "a", "keys")))
     assert len(created.stdout.splitlines()) == 2
+
+
+def test_members_shows_fingerprints_neighbors_can_compare(voicehello: Run, tmp_path: Path) -> None:
+    alice = _config(tmp_path / "alice", "keys", '[device]\nid = "alice"\n')
+    bob = _config(tmp_path / "bob", "keys", '[device]\nid = "bob"\n')
+    code = voicehello("pod", "create", "street", "--forever", env=_env(alice)).stdout.splitlines()[0]
+    assert voicehello("pod", "join", code, env=_env(bob)).returncode == 0
+    empty = voicehello("pod", "members", "street", env=_env(alice))
+    assert empty.returncode == 0, empty.stderr
+    assert "none yet" in empty.stdout
+    bob_key = DeviceKeys.load_or_create(tmp_path / "bob" / "keys").verify_key_b64
+    alices = PodStore(tmp_path / "alice" / "keys")
+    assert alices.learn(
+        alices.get("street").id, "bob", bob_key
+    )  # what alice's daemon does on bob's announcement
+
+    seen_by_alice = voicehello("pod", "members", "street", env=_env(alice)).stdout
+    bob_says = voicehello("pod", "members", "street", env=_env(bob)).stdout.splitlines()[0]
+    assert bob_says.startswith("this device, bob: ")
+    bob_fingerprint = bob_says.removeprefix("this device, bob: ")
+    assert re.fullmatch(r"[a-z2-7]{4}(-[a-z2-7]{4}){3}", bob_fingerprint), bob_fingerprint
+    assert f"bob {' ' * 29}{bob_fingerprint}" in seen_by_alice
+    assert bob_fingerprint not in seen_by_alice.splitlines()[0], "alice's own line shows her key"
+    _one_line_error(voicehello("pod", "members", "garden", env=_env(alice)), "no pod 'garden'")

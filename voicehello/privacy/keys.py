@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
 import os
 import stat
@@ -110,6 +111,14 @@ class DeviceKeys:
     def verify_key_b64(self) -> str:
         """The public verify key, standard base64 (44 characters)."""
         return base64.b64encode(bytes(self._key.verify_key)).decode("ascii")
+
+
+def fingerprint(verify_key_b64: str) -> str:
+    """A short form of a verify key that neighbors can compare aloud: 16 letters and digits in
+    groups of four (80 bits of BLAKE2b; a different key matches by chance 1 in 2**80)."""
+    digest = hashlib.blake2b(decode_verify_key(verify_key_b64).encode(), digest_size=10).digest()
+    text = base64.b32encode(digest).decode("ascii").lower()
+    return "-".join(text[i : i + 4] for i in range(0, len(text), 4))
 
 
 def decode_verify_key(verify_key_b64: str) -> VerifyKey:
