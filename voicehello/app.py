@@ -24,7 +24,7 @@ from voicehello.config import Settings
 from voicehello.conversation import Action, Conversation, Publish
 from voicehello.errors import VoicehelloError
 from voicehello.intents.catalog import Catalog, load_catalog
-from voicehello.intents.parser import IntentParser, ParseResult
+from voicehello.intents.parser import IntentParser, ParseResult, slot_text
 from voicehello.privacy.membership import Membership
 from voicehello.speech.engines import create_recognizer
 from voicehello.speech.recognizer import Recognizer, Transcript, recognize
@@ -220,7 +220,9 @@ class Device:
                 log.info("ignored speech without a wake phrase")
                 continue
             text = heard.parse.text_after_wake or heard.transcript.text
-            self.report(f"heard: {heard.transcript.text!r} -> {_describe(heard.parse)}")
+            self.report(
+                f"heard: {heard.transcript.text!r} -> {heard.parse.describe(confidence=heard.parse.intent is None)}"
+            )
             self._converse(heard.parse, text)
             yield heard
         for action in self.conversation.tick():
@@ -335,13 +337,6 @@ SPOKEN_MEMORY = 64
 """How many spoken neighbors' messages are remembered (to announce their cancellations)."""
 
 
-def _describe(parse: ParseResult) -> str:
-    if parse.intent is None:
-        return f"no intent (confidence {parse.confidence:.2f})"
-    slots = " ".join(f"{name}={value!r}" for name, value in parse.slots.items())
-    return f"{parse.intent} {slots}".strip()
-
-
 def _describe_message(message: Message) -> str:
-    slots = " ".join(f"{name}={value!r}" for name, value in message.slots.items())
+    slots = slot_text(message.slots)
     return f"{message.intent} {slots} from {message.sender.device} (id {message.id[:8]})".replace("  ", " ")

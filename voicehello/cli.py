@@ -34,13 +34,6 @@ def _emit(record: dict[str, Any]) -> None:
     print(json.dumps(record, ensure_ascii=False), flush=True)
 
 
-def _describe(intent: str | None, slots: dict[str, str], confidence: float) -> str:
-    if intent is None:
-        return f"(no intent, confidence {confidence:.2f})"
-    slot_text = " ".join(f"{name}={value!r}" for name, value in slots.items())
-    return f"{intent} {slot_text} (confidence {confidence:.2f})".replace("  ", " ")
-
-
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config)
     if getattr(args, "engine", None):
@@ -69,9 +62,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             _emit({"file": name, **heard.to_dict()})
         else:
             parse = heard.parse
-            print(
-                f"{name}: {heard.transcript.text!r} -> {_describe(parse.intent, parse.slots, parse.confidence)}"
-            )
+            print(f"{name}: {heard.transcript.text!r} -> {parse.describe()}")
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -93,7 +84,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
             }
         )
     else:
-        print(_describe(result.intent, result.slots, result.confidence))
+        print(result.describe())
     return EXIT_OK if result.intent else EXIT_FAILED
 
 
@@ -122,7 +113,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
                 _emit(heard.to_dict())
             else:
                 parse = heard.parse
-                print(_describe(parse.intent, parse.slots, parse.confidence), flush=True)
+                print(parse.describe(), flush=True)
     finally:
         source.close()
     return EXIT_OK

@@ -344,3 +344,11 @@ def test_negated_requests_are_not_turned_into_requests(parser: IntentParser, tex
 def test_refusals_still_parse_as_replies(parser: IntentParser) -> None:
     assert parser.parse("no sorry we don't have one to lend").intent == "reply_no"
     assert parser.parse("sorry no i can't help").intent == "reply_no"
+
+
+def test_describe_is_one_line_for_people() -> None:
+    said = ParseResult("can i borrow a ladder", "borrow_item", {"item": "ladder"}, 0.934)
+    assert said.describe() == "borrow_item item='ladder' (confidence 0.93)"
+    assert said.describe(confidence=False) == "borrow_item item='ladder'"
+    assert ParseResult("hi", "say_hello", {}, 1.0).describe(confidence=False) == "say_hello"
+    assert ParseResult("pass the salt", None, {}, 0.41).describe() == "(no intent, confidence 0.41)"

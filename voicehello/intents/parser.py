@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
@@ -77,6 +78,19 @@ class ParseResult:
     """The best-matching intent even when rejected (for logs and tuning)."""
     text_after_wake: str = ""
     """The words after the wake phrase (all of them when there was none)."""
+
+    def describe(self, *, confidence: bool = True) -> str:
+        """One line for people: ``borrow_item item='ladder' (confidence 0.93)``."""
+        score = f"confidence {self.confidence:.2f}"
+        if self.intent is None:
+            return f"(no intent, {score})"
+        said = " ".join([self.intent, slot_text(self.slots)]).strip()
+        return f"{said} ({score})" if confidence else said
+
+
+def slot_text(slots: Mapping[str, str]) -> str:
+    """``item='ladder' time='19:00'``: slots as they are shown in logs and on the console."""
+    return " ".join(f"{name}={value!r}" for name, value in slots.items())
 
 
 @dataclass(frozen=True)
