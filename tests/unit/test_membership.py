@@ -205,3 +205,18 @@ def test_a_broken_pod_file_is_skipped_with_one_warning_not_one_per_refresh(
         sam.refresh()
     assert [pod.name for pod in sam.pods] == ["street"]
     assert sum("ignoring" in record.getMessage() for record in caplog.records) == 1
+
+
+def test_a_clock_that_was_never_set_is_reported_at_start(
+    tmp_path: Path, street: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    PodStore(tmp_path / "sam").join(street)
+    settings = Settings(
+        device=DeviceSettings(id="sam", name="Sam"), privacy=PrivacySettings(keys_dir=tmp_path / "sam")
+    )
+    caplog.set_level(logging.WARNING)
+    Membership.from_settings(settings, clock=lambda: 86_400.0)  # a Pi that booted without network
+    assert "this device's clock says 1970-01-02 00:00" in caplog.text
+    caplog.clear()
+    Membership.from_settings(settings, clock=lambda: NOW)
+    assert "clock says" not in caplog.text

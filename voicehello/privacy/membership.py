@@ -30,6 +30,8 @@ NOT_IN_A_POD = (
 )
 MAX_NAME = 60
 """Longest name a key announcement carries."""
+EARLIEST_PLAUSIBLE = 1_767_225_600.0
+"""2026-01-01 UTC: a clock before this was never set (a Pi without a real-time clock or network)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,19 @@ class PodChanges:
 
     joined: tuple[Pod, ...] = ()
     left: tuple[Pod, ...] = ()
+
+
+def warn_if_clock_unset(now: float, window_s: float) -> bool:
+    """Log a warning (and say True) when this device's clock was plainly never set."""
+    if now >= EARLIEST_PLAUSIBLE:
+        return False
+    log.warning(
+        "this device's clock says %s: neighbors refuse messages dated more than %g s from their clocks, "
+        "and this device refuses theirs; set the time (an NTP server on the broker's machine keeps a street in step)",
+        time.strftime("%Y-%m-%d %H:%M", time.gmtime(now)),
+        window_s,
+    )
+    return True
 
 
 def choose_default(pods: list[Pod], wanted: str) -> Pod | None:
@@ -95,6 +110,7 @@ class Membership:
         membership.refresh()
         if not membership.pods:
             raise PrivacyError(NOT_IN_A_POD)
+        warn_if_clock_unset(clock(), settings.privacy.timestamp_window_s)
         return membership
 
     # -- which pods ---------------------------------------------------------------------------
