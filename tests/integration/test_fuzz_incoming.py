@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,12 +28,12 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from announced import Announced
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.secret import SecretBox
 from pods import Circle
 
-from voicehello.announce.speaker import AnnounceEvent
 from voicehello.app import Device
 from voicehello.bus import mqtt as bus_mqtt
 from voicehello.bus import topics
@@ -82,17 +81,15 @@ class Street:
         self.maya = DeviceKeys.load_or_create(self.circle.keys_dir(MAYA.device))
         self.zed = DeviceKeys.load_or_create(self.circle.keys_dir(ZED.device))
         self.mallory = DeviceKeys.load_or_create(root / MALLORY.device)  # never got the invite
-        self.lines: list[str] = []
+        self.announced = Announced()
         self.delivered: list[str] = []
-        self.printed: list[str] = []
-        self._changed = threading.Condition()
         settings = Settings(
             device=DeviceSettings(id=SAM, name="Sam"),
             bus=BusSettings(host="127.0.0.1", port=1, pod=self.circle.name),  # nothing listens there
             announce=AnnounceSettings(output="print", rate_limit=100_000),
             privacy=PrivacySettings(keys_dir=self.circle.keys_dir(SAM)),
         )
-        self.device = Device(settings, on_announce=self.on_event, show=self.lines.append)
+        self.device = Device(settings, on_announce=self.announced.on_event, show=self.announced.show)
         original = self.device._on_bus_message
 
         def deliver(message: Message) -> None:
@@ -100,16 +97,6 @@ class Street:
             original(message)
 
         self.device.bus._on_message = deliver  # count deliveries, then let the device handle them
-
-    def on_event(self, event: AnnounceEvent) -> None:
-        if event.kind == "printed" and event.message_id:
-            with self._changed:
-                self.printed.append(event.message_id)
-                self._changed.notify_all()
-
-    def wait_printed(self, message_id: str) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: message_id in self.printed, WAIT_S)
 
     def feed(self, topic: str, payload: bytes, retain: bool = False) -> None:
         incoming = mqtt.MQTTMessage(mid=1, topic=topic.encode("utf-8", "surrogatepass"))
@@ -489,8 +476,8 @@ def test_held_messages_are_checked_again_when_the_key_comes(street: Street, reco
     assert street.delivered == [genuine.id]
     refused = len(records.having(f"bad signature on a message from {ZED.device}")) - refused_before
     assert refused >= len(forged)
-    assert street.wait_printed(genuine.id), "zed's held message was not announced"
-    assert street.lines == [ZED_LINE]
+    assert street.announced.wait_printed(genuine.id, WAIT_S), "zed's held message was not announced"
+    assert street.announced.lines() == [ZED_LINE]
 
 
 def test_held_messages_are_dropped_when_no_key_comes(
@@ -510,9 +497,11 @@ def test_held_messages_are_dropped_when_no_key_comes(
 
 
 def test_after_the_fuzz_the_device_still_announces(street: Street) -> None:
-    assert street.lines == [ZED_LINE], "something hostile was spoken"
+    assert street.announced.lines() == [ZED_LINE], "something hostile was spoken"
     message = _fresh()
     street.feed(_topic(street), _sealed(street, message, street.maya))
-    assert street.wait_printed(message.id), "a valid message after the fuzz was not announced"
-    assert street.lines == [ZED_LINE, "[announce] Maya at number 12 asks to borrow a ladder"]
+    assert street.announced.wait_printed(message.id, WAIT_S), (
+        "a valid message after the fuzz was not announced"
+    )
+    assert street.announced.lines() == [ZED_LINE, "[announce] Maya at number 12 asks to borrow a ladder"]
     assert street.delivered[-1] == message.id

@@ -9,16 +9,15 @@ tested in test_speaker.py."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from announced import Announced
 from pods import Circle
 
-from voicehello.announce.speaker import AnnounceEvent
 from voicehello.app import Device
 from voicehello.bus.broker import EmbeddedBroker
 from voicehello.bus.messages import Message, new_message
@@ -29,29 +28,6 @@ pytestmark = pytest.mark.integration
 
 WAIT_S = 30.0
 PER_PHASE = 25
-
-
-class Heard:
-    """What one device announced: message ids in order, and the printed lines."""
-
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-        self.lines: list[str] = []
-        self.changed = threading.Condition()
-
-    def on_event(self, event: AnnounceEvent) -> None:
-        if event.kind == "printed" and event.message_id:
-            with self.changed:
-                self.ids.append(event.message_id)
-                self.changed.notify_all()
-
-    def show(self, line: str) -> None:
-        with self.changed:
-            self.lines.append(line)
-
-    def wait_for(self, count: int, timeout_s: float = WAIT_S) -> bool:
-        with self.changed:
-            return self.changed.wait_for(lambda: len(self.ids) >= count, timeout_s)
 
 
 @pytest.fixture
@@ -66,7 +42,7 @@ def make_device(
     circle: Circle,
     device_id: str,
     name: str,
-    heard: Heard,
+    heard: Announced,
     announce: AnnounceSettings | None = None,
 ) -> Device:
     """A device on ``broker`` in ``circle``'s pod, printing its announcements into ``heard``."""
@@ -81,10 +57,10 @@ def make_device(
 
 
 @pytest.fixture
-def street(fresh_broker: EmbeddedBroker, circle: Circle) -> Iterator[dict[str, tuple[Device, Heard]]]:
-    devices: dict[str, tuple[Device, Heard]] = {}
+def street(fresh_broker: EmbeddedBroker, circle: Circle) -> Iterator[dict[str, tuple[Device, Announced]]]:
+    devices: dict[str, tuple[Device, Announced]] = {}
     for device_id, name in (("maya-12", "Maya at number 12"), ("sam-4", "Sam"), ("lee-9", "Lee")):
-        heard = Heard()
+        heard = Announced()
         devices[device_id] = (make_device(fresh_broker, circle, device_id, name, heard), heard)
     for device, _ in devices.values():
         device.start()
@@ -106,7 +82,7 @@ def burst(device: Device, count: int, ttl_s: float | None = None) -> list[Messag
 
 
 def test_restart_in_a_burst_announces_each_unexpired_request_once(
-    fresh_broker: EmbeddedBroker, street: dict[str, tuple[Device, Heard]]
+    fresh_broker: EmbeddedBroker, street: dict[str, tuple[Device, Announced]]
 ) -> None:
     maya, maya_heard = street["maya-12"]
     sent = burst(maya, PER_PHASE)
@@ -120,25 +96,27 @@ def test_restart_in_a_burst_announces_each_unexpired_request_once(
     expected = {message.id for message in sent}
     for device_id in ("sam-4", "lee-9"):
         _, heard = street[device_id]
-        assert heard.wait_for(len(expected)), f"{device_id} announced {len(heard.ids)} of {len(expected)}"
+        assert heard.wait_count(len(expected), WAIT_S), (
+            f"{device_id} announced {len(heard.ids())} of {len(expected)}"
+        )
     time.sleep(1.0)  # anything late (a duplicate, an expired message) would show up now
     for device_id in ("sam-4", "lee-9"):
         _, heard = street[device_id]
-        counts = Counter(heard.ids)
+        counts = Counter(heard.ids())
         assert set(counts) == expected, f"{device_id}: wrong set of announcements"
         assert max(counts.values()) == 1, f"{device_id} announced a message twice"
         assert not {message.id for message in short_lived} & set(counts)
-        assert all(line == "[announce] Maya at number 12 asks to borrow a ladder" for line in heard.lines)
-    assert maya_heard.ids == [], "maya announced her own messages"
+        assert all(line == "[announce] Maya at number 12 asks to borrow a ladder" for line in heard.lines())
+    assert maya_heard.ids() == [], "maya announced her own messages"
 
 
 def test_a_muted_neighbor_is_not_announced(fresh_broker: EmbeddedBroker, circle: Circle) -> None:
-    heard = Heard()
+    heard = Announced()
     sam = make_device(
         fresh_broker, circle, "sam-4", "Sam", heard, AnnounceSettings(output="print", mute=("maya-12",))
     )
-    maya = make_device(fresh_broker, circle, "maya-12", "Maya", Heard())
-    lee = make_device(fresh_broker, circle, "lee-9", "Lee", Heard())
+    maya = make_device(fresh_broker, circle, "maya-12", "Maya", Announced())
+    lee = make_device(fresh_broker, circle, "lee-9", "Lee", Announced())
     for sender in (maya, lee):  # they only send (announcing their keys), as `voicehello say` does
         sender.bus = BusClient(
             sender.settings.bus,
@@ -156,11 +134,11 @@ def test_a_muted_neighbor_is_not_announced(fresh_broker: EmbeddedBroker, circle:
         assert maya.bus.flush(WAIT_S)  # taken by the broker before Lee speaks: Sam gets it first
         lee_hello = new_message(lee.sender, "say_hello", {}, "say hello")
         lee.bus.publish(lee_hello)
-        assert heard.wait_for(1)
+        assert heard.wait_count(1, WAIT_S)
         time.sleep(0.5)
-        assert heard.ids == [lee_hello.id]
-        assert heard.lines == ["[announce] Lee says hello"]
-        assert muted.id not in heard.ids
+        assert heard.ids() == [lee_hello.id]
+        assert heard.lines() == ["[announce] Lee says hello"]
+        assert muted.id not in heard.ids()
     finally:
         for device in (sam, maya, lee):
             device.bus.stop()

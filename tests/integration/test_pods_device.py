@@ -6,11 +6,11 @@ Announcements are printed (``output = "print"``) through the device's ``show`` c
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from announced import Announced
 from pods import Circle
 
 from voicehello.announce.speaker import PRINT_TAG
@@ -25,25 +25,9 @@ pytestmark = pytest.mark.integration
 WAIT_S = 15.0
 
 
-class Printed:
-    """The lines a device printed instead of speaking."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.changed = threading.Condition()
-
-    def __call__(self, line: str) -> None:
-        with self.changed:
-            self.lines.append(line)
-            self.changed.notify_all()
-
-    def wait_for(self, text: str, timeout_s: float = WAIT_S) -> bool:
-        with self.changed:
-            return self.changed.wait_for(lambda: any(text in line for line in self.lines), timeout_s)
-
-    def announcements(self) -> list[str]:
-        with self.changed:
-            return [line.removeprefix(PRINT_TAG).strip() for line in self.lines if line.startswith(PRINT_TAG)]
+def announcements(printed: Announced) -> list[str]:
+    """The announcements among the lines a device printed, without their tag."""
+    return [line.removeprefix(PRINT_TAG).strip() for line in printed.lines() if line.startswith(PRINT_TAG)]
 
 
 class Street:
@@ -53,7 +37,7 @@ class Street:
         host, port = broker.address
         self.street = Circle(root / "street", "street")
         self.party = Circle(root / "party", "party", hours=2)
-        self.printed = {name: Printed() for name in ("maya", "sam", "lee")}
+        self.printed = {name: Announced() for name in ("maya", "sam", "lee")}
         self.devices: dict[str, Device] = {}
         for name in ("maya", "sam", "lee"):
             keys_dir = self.street.keys_dir(name)
@@ -65,7 +49,7 @@ class Street:
                 announce=AnnounceSettings(output="print", rate_limit=100, prefix="none"),
                 privacy=PrivacySettings(keys_dir=keys_dir),
             )
-            self.devices[name] = Device(settings, show=self.printed[name])
+            self.devices[name] = Device(settings, show=self.printed[name].show)
 
     def start(self) -> None:
         for device in self.devices.values():
@@ -97,13 +81,13 @@ def test_a_party_request_is_heard_by_members_only_and_names_its_pod(street: Stre
     say(maya, "can I borrow a ladder", pod="party")
     sentinel = new_message(maya.sender, "say_hello", {}, "say hello")
     maya.bus.publish(sentinel)  # in the default pod "street": everyone hears it
-    assert street.printed["sam"].wait_for("Party: Maya asks to borrow a ladder")
-    assert street.printed["lee"].wait_for("Maya says hello")
-    assert street.printed["sam"].wait_for("Maya says hello")
-    assert not any("Street" in line for line in street.printed["sam"].announcements()), (
+    assert street.printed["sam"].wait_line("Party: Maya asks to borrow a ladder", WAIT_S)
+    assert street.printed["lee"].wait_line("Maya says hello", WAIT_S)
+    assert street.printed["sam"].wait_line("Maya says hello", WAIT_S)
+    assert not any("Street" in line for line in announcements(street.printed["sam"])), (
         "the default pod is not named"
     )
-    assert not any("ladder" in line for line in street.printed["lee"].announcements()), (
+    assert not any("ladder" in line for line in announcements(street.printed["lee"])), (
         "lee is not in the party pod but heard it"
     )
 
@@ -111,18 +95,20 @@ def test_a_party_request_is_heard_by_members_only_and_names_its_pod(street: Stre
 def test_the_answer_goes_back_to_the_pod_of_the_request(street: Street) -> None:
     maya, sam = street.devices["maya"], street.devices["sam"]
     request = say(maya, "can I borrow a ladder", pod="party")
-    assert street.printed["sam"].wait_for("Party: Maya asks to borrow a ladder")
+    assert street.printed["sam"].wait_line("Party: Maya asks to borrow a ladder", WAIT_S)
     sam.announcer.wait_idle(WAIT_S)
     actions = sam.hear_text("yes I can lend it", confirmed=True)
     replies = [action.message for action in actions if isinstance(action, Publish)]
     assert [reply.in_reply_to for reply in replies] == [request.id]
-    assert street.printed["maya"].wait_for("Party: Sam can lend you a ladder"), street.printed["maya"].lines
+    assert street.printed["maya"].wait_line("Party: Sam can lend you a ladder", WAIT_S), street.printed[
+        "maya"
+    ].lines()
     said_in = maya.bus.pod_of(replies[0].id)
     assert said_in is not None
     assert said_in.name == "party"
     hello = new_message(maya.sender, "say_hello", {}, "say hello")
     maya.bus.publish(hello)
-    assert street.printed["lee"].wait_for("Maya says hello")
-    assert not any("lend" in line for line in street.printed["lee"].announcements()), (
+    assert street.printed["lee"].wait_line("Maya says hello", WAIT_S)
+    assert not any("lend" in line for line in announcements(street.printed["lee"])), (
         "the answer reached a device outside the party pod"
     )

@@ -29,11 +29,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from announced import Announced
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from pods import Circle
 
-from voicehello.announce.speaker import AnnounceEvent
 from voicehello.app import Device
 from voicehello.bus import hardening, topics
 from voicehello.bus.broker import EmbeddedBroker
@@ -322,29 +322,17 @@ def test_a_neighbor_granted_the_topics_but_not_invited_sees_only_ciphertext(
 
 
 class Kitchen:
-    """Sam's real device: announcements printed into :attr:`lines`, printed ids in :attr:`printed`."""
+    """Sam's real device, what it announced (printed) in :attr:`announced`."""
 
     def __init__(self, broker: EmbeddedBroker, keys_dir: Path) -> None:
-        self.lines: list[str] = []
-        self.printed: list[str] = []
-        self._changed = threading.Condition()
+        self.announced = Announced()
         settings = Settings(
             device=DeviceSettings(id="sam", name="Sam"),
             bus=broker.bus_settings("sam", "street", **FAST),
             announce=AnnounceSettings(output="print", rate_limit=1_000),
             privacy=PrivacySettings(keys_dir=keys_dir),
         )
-        self.device = Device(settings, on_announce=self._on_event, show=self.lines.append)
-
-    def _on_event(self, event: AnnounceEvent) -> None:
-        if event.kind == "printed" and event.message_id:
-            with self._changed:
-                self.printed.append(event.message_id)
-                self._changed.notify_all()
-
-    def wait_printed(self, message_id: str) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: message_id in self.printed, WAIT_S)
+        self.device = Device(settings, on_announce=self.announced.on_event, show=self.announced.show)
 
     def start(self) -> None:
         self.device.start()
@@ -383,7 +371,7 @@ def test_only_the_valid_message_is_announced(
         assert first.device.bus.membership.get(party.id) is not None, "the party was over too soon"
         valid = new_message(MAYA, "borrow_item", {"item": "ladder"}, REQUEST_TEXT)
         maya.publish(valid)
-        assert first.wait_printed(valid.id), "the valid message was not announced"
+        assert first.announced.wait_printed(valid.id, WAIT_S), "the valid message was not announced"
         topic = topics.message_topic(street.id, MAYA.device)
         assert wire.wait(lambda: bool(wire.on(topic)))
         wire.publish(topic, wire.on(topic)[0])  # the captured envelope, again
@@ -412,8 +400,12 @@ def test_only_the_valid_message_is_announced(
     finally:
         again.stop()
 
-    assert first.lines + again.lines == ["[announce] Maya at number 12 asks to borrow a ladder"]
-    assert first.printed + again.printed == [valid.id], "the valid message was not announced exactly once"
+    assert first.announced.lines() + again.announced.lines() == [
+        "[announce] Maya at number 12 asks to borrow a ladder"
+    ]
+    assert first.announced.ids() + again.announced.ids() == [valid.id], (
+        "the valid message was not announced exactly once"
+    )
     for why in (replay, forgery, over):  # one log line each, saying why
         assert len(_logged(caplog, *why, client=SAM)) == 1, _logged(caplog, *why, client=SAM)
     assert not (keys_dir / "pods" / f"{party.id}.json").exists(), "the party's key outlived the party"

@@ -461,7 +461,6 @@ class BusClient:
                 return
             reclaimed = tuple(message.mid for message in client.drop_out_messages())
             window = min(WINDOW, getattr(properties, "ReceiveMaximum", WINDOW))
-            self._events.put(_Up(reclaimed, window))
             pods = self.membership.pods
             self._forget_left_pods(client)  # before anything of theirs can arrive
             if self._listen:
@@ -469,6 +468,7 @@ class BusClient:
                 client.publish(self._status_topic, topics.ONLINE, qos=QOS, retain=True)
             for pod in pods:
                 self._announce_key(client, pod)
+            self._events.put(_Up(reclaimed, window))  # after the keys: neighbors learn them first
             if not self._listen or self._subscribe_mid is None:
                 self._connected.set()
             verb = "reconnected" if self._ever_connected else "connected"
