@@ -57,6 +57,8 @@ case "$job" in
     echo "==> ruff"; .venv/bin/ruff check voicehello tests bench scripts
     .venv/bin/ruff format --check voicehello tests bench scripts
     echo "==> mypy"; .venv/bin/mypy
+    .venv/bin/mypy --strict tests/conftest.py tests/unit tests/contract
+    MYPYPATH=tests/integration .venv/bin/mypy --strict tests/integration  # its modules import each other
     echo "==> pytest"; exec .venv/bin/python -m pytest "$@"
     ;;
   bench) exec .venv/bin/python bench/run.py "$@" ;;

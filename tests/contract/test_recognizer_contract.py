@@ -46,7 +46,7 @@ ENGINES = [
     ),
 ]
 
-REQUESTS = (
+REQUESTS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
     # (text, espeak-ng voice, intent, slots): clear catalog requests
     ("could someone lend me a cup of sugar", "en-us", "borrow_item", {"item": "cup of sugar"}),
     ("yes I can lend it", "en-us+f2", "reply_yes", {}),

@@ -34,7 +34,7 @@ SUBCOMMANDS = (
     ("models", "download"),
 )
 
-REQUESTS = (
+REQUESTS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
     # (text, espeak-ng voice, intent, slots): PocketSphinx hears these right whatever it decoded before
     ("can someone help me move a couch", "en-us", "ask_help", {"task": "move a couch"}),
     ("yes I can lend it", "en-us+f2", "reply_yes", {}),

@@ -38,7 +38,7 @@ def parse_json_line(line: str) -> dict[str, Any]:
 def woken_wav(espeak: Any, understander: Understander) -> Path:
     """The woken request, checked to be understood from the file itself, so that a failure of
     the microphone tests points at the live path rather than at speech recognition."""
-    wav = espeak(WOKEN)
+    wav: Path = espeak(WOKEN)
     heard = understander.hear_file(wav)
     assert (heard.parse.intent, heard.parse.slots, heard.parse.woke) == (
         "ask_help",
@@ -132,7 +132,8 @@ NO_PULSEAUDIO = {
 @pytest.fixture(scope="module")
 def three_requests(espeak: Any) -> Path:
     """One WAV: three requests separated by 1.2 s of silence; only the first is woken."""
-    return espeak.sequence(SEQUENCE, name="three-requests")
+    wav: Path = espeak.sequence(SEQUENCE, name="three-requests")
+    return wav
 
 
 def test_listen_file_no_wake_prints_every_utterance_in_order(
