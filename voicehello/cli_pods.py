@@ -40,11 +40,11 @@ def _left(pod: Pod, now: float) -> str:
 def cmd_pod_create(args: argparse.Namespace) -> int:
     """Create a pod and print its invite code."""
     settings, store = _store(args)
-    DeviceKeys.load_or_create(settings.privacy.keys_dir)
+    keys = DeviceKeys.load_or_create(settings.privacy.keys_dir)
     hours = None if args.forever else (DEFAULT_HOURS if args.hours is None else args.hours)
     bus = settings.bus
     pod = store.create(args.name, hours, bus.host, bus.port, bus.tls)
-    code = store.invite(pod)
+    code = store.invite(pod, (settings.device.id, keys.verify_key_b64))
     print(code)
     print(f"pod {pod.name} ({pod.id}) {_ends(pod)}; share the code above with your neighbors")
     if args.qr:
@@ -54,6 +54,19 @@ def cmd_pod_create(args: argparse.Namespace) -> int:
             f"on a hardened broker each member needs read access: voicehello broker grant DEVICE {pod.id}",
             file=sys.stderr,
         )
+    return 0
+
+
+def cmd_pod_invite(args: argparse.Namespace) -> int:
+    """Print the invite code of a pod this device is in (with this device's key for joiners to pin)."""
+    settings, store = _store(args)
+    keys = DeviceKeys.load_or_create(settings.privacy.keys_dir)
+    pod = store.get(args.pod)
+    code = store.invite(pod, (settings.device.id, keys.verify_key_b64))
+    print(code)
+    print(f"pod {pod.name} ({pod.id}) {_ends(pod)}; joiners will know this device's key from the code")
+    if args.qr:
+        print(invite_qr(code), end="")
     return 0
 
 
@@ -134,6 +147,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     group.add_argument("--forever", action="store_true", help="a pod that never expires (the street)")
     p.add_argument("--qr", action="store_true", help="also print the invite as a QR code to scan")
     p.set_defaults(func=cmd_pod_create)
+
+    p = pods.add_parser("invite", parents=[common], help="print the invite code of a pod you are in")
+    p.add_argument("pod", metavar="NAME_OR_ID")
+    p.add_argument("--qr", action="store_true", help="also print it as a QR code to scan")
+    p.set_defaults(func=cmd_pod_invite)
 
     p = pods.add_parser("join", parents=[common], help="join a pod with an invite code")
     p.add_argument("code", nargs="+", help="the invite code (vh1-...); spaces are ignored")

@@ -188,3 +188,25 @@ def test_members_shows_fingerprints_neighbors_can_compare(voicehello: Run, tmp_p
     assert f"bob {' ' * 29}{bob_fingerprint}" in seen_by_alice
     assert bob_fingerprint not in seen_by_alice.splitlines()[0], "alice's own line shows her key"
     _one_line_error(voicehello("pod", "members", "garden", env=_env(alice)), "no pod 'garden'")
+
+
+def test_a_joiner_knows_the_inviters_key_from_the_code(voicehello: Run, tmp_path: Path) -> None:
+    alice = _config(tmp_path / "alice", "keys", '[device]\nid = "alice"\n')
+    bob = _config(tmp_path / "bob", "keys", '[device]\nid = "bob"\n')
+    carol = _config(tmp_path / "carol", "keys", '[device]\nid = "carol"\n')
+    assert voicehello("pod", "create", "street", "--forever", env=_env(alice)).returncode == 0
+    invited = voicehello("pod", "invite", "street", env=_env(alice))
+    assert invited.returncode == 0, invited.stderr
+    assert voicehello("pod", "join", invited.stdout.splitlines()[0], env=_env(bob)).returncode == 0
+    alice_says = voicehello("pod", "members", "street", env=_env(alice)).stdout.splitlines()[0]
+    alice_fingerprint = alice_says.removeprefix("this device, alice: ")
+    assert alice_fingerprint in voicehello("pod", "members", "street", env=_env(bob)).stdout, (
+        "bob pinned alice's key when he joined, before any message"
+    )
+    by_bob = voicehello("pod", "invite", "street", "--qr", env=_env(bob))
+    assert _scan("\n".join(by_bob.stdout.splitlines()[2:]), tmp_path).lower() == by_bob.stdout.splitlines()[0]
+    assert voicehello("pod", "join", by_bob.stdout.splitlines()[0], env=_env(carol)).returncode == 0
+    carols = voicehello("pod", "members", "street", env=_env(carol)).stdout
+    assert "bob" in carols
+    assert "alice" not in carols, "an invite carries its inviter's key only"
+    _one_line_error(voicehello("pod", "invite", "garden", env=_env(alice)), "no pod 'garden'")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
+import math
 import stat
+import struct
 from pathlib import Path
 
 import pytest
@@ -100,6 +103,36 @@ def test_invite_round_trip(store: PodStore, other_store: PodStore) -> None:
     assert other_store.get("dinner") == other_store.get(pod.id) == pod
     assert _mode(other_store.directory / f"{pod.id}.json") == 0o600
     assert _mode(other_store.directory) == 0o700
+
+
+def test_the_inviters_key_travels_in_the_code_and_is_pinned_at_joining(
+    store: PodStore, other_store: PodStore, tmp_path: Path
+) -> None:
+    alice = DeviceKeys.generate()
+    pod = store.create("dinner", 2, "", 1883, False)
+    plain, signed = store.invite(pod), store.invite(pod, ("alice", alice.verify_key_b64))
+    assert len(signed) - len(plain) < 80, "the inviter (id + 32-byte key) adds about 75 characters"
+    joined = other_store.join(signed)
+    assert joined.roster == {"alice": alice.verify_key_b64}
+    squatter = DeviceKeys.generate()
+    assert not other_store.learn(pod.id, "alice", squatter.verify_key_b64), (
+        "a second key for alice is refused"
+    )
+    bob = DeviceKeys.generate()
+    again = other_store.join(store.invite(pod, ("bob", bob.verify_key_b64)))  # a second member's invite
+    assert again.roster == {"alice": alice.verify_key_b64, "bob": bob.verify_key_b64}
+    assert PodStore(tmp_path / "carol").join(plain).roster == {}, "an invite without an inviter pins nothing"
+
+
+def test_a_version_1_code_is_still_accepted(store: PodStore, other_store: PodStore) -> None:
+    pod = store.create("dinner", 2, "pi.local", 1883, False)
+    name, host = pod.name.encode(), pod.host.encode()
+    body = struct.pack(">B8s32sIHB", 1, bytes.fromhex(pod.id), pod.key, math.ceil(pod.expires or 0), 1883, 0)
+    body += bytes([len(name)]) + name + bytes([len(host)]) + host
+    checksum = hashlib.blake2b(body, digest_size=4, person=b"voicehello-inv").digest()
+    text = base64.b32encode(body + checksum).decode().rstrip("=").lower()
+    joined = other_store.join(INVITE_PREFIX + text)
+    assert (joined.id, joined.key, joined.host, joined.roster) == (pod.id, pod.key, "pi.local", {})
 
 
 def test_forever_pod_and_spoken_form(store: PodStore, other_store: PodStore) -> None:

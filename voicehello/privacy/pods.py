@@ -5,9 +5,14 @@ Each pod is stored as ``keys_dir/pods/<id>.json`` (mode 0600). A pod with an exp
 
 Invite code: ``vh1-`` then lower-case base32 (no padding) in dash-separated groups of four, of::
 
-    version u8 (=1) | pod id 8 bytes | key 32 bytes | expires u32 (0 = never) | port u16 |
+    version u8 (=2) | pod id 8 bytes | key 32 bytes | expires u32 (0 = never) | port u16 |
     flags u8 (bit 0 = TLS) | name length u8 | name UTF-8 | host length u8 | host UTF-8 |
+    inviter id length u8 | inviter id | inviter's verify key 32 bytes (absent when no inviter) |
     checksum: first 4 bytes of BLAKE2b of everything before it
+
+The inviter's key is pinned in the pod's roster when the code is used: the key of the neighbor
+who handed over the code is learned at joining, not from the bus. Version 1 codes (no inviter)
+are still accepted.
 
 When typing a code, case, spaces and dashes do not matter, and ``0``/``1``/``8`` are read as
 ``o``/``l``/``b`` (they are not base32 letters).
@@ -42,10 +47,12 @@ log = logging.getLogger(__name__)
 
 POD_ID = re.compile(r"^[0-9a-f]{16}\Z")
 INVITE_PREFIX = "vh1-"
-INVITE_VERSION = 1
+INVITE_VERSION = 2
+KNOWN_INVITE_VERSIONS = (1, 2)
 GROUP = 4
 _HEAD = struct.Struct(">B8s32sIHB")
 _CHECKSUM_BYTES = 4
+VERIFY_KEY_BYTES = 32
 _TLS = 0x01
 _TYPO_FIXES = str.maketrans({"0": "o", "1": "l", "8": "b"})
 
@@ -130,8 +137,9 @@ def _checksum(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=_CHECKSUM_BYTES, person=b"voicehello-inv").digest()
 
 
-def encode_invite(pod: Pod) -> str:
-    """The one-line invite code for ``pod`` (its roster is not included)."""
+def encode_invite(pod: Pod, inviter: tuple[str, str] | None = None) -> str:
+    """The one-line invite code for ``pod``; ``inviter`` = (device id, verify key base64) of the
+    member handing it out, whose key joiners pin (the rest of the roster is not included)."""
     name, host = pod.name.encode(), pod.host.encode()
     expires = 0 if pod.expires is None else math.ceil(pod.expires)
     body = _HEAD.pack(
@@ -143,6 +151,11 @@ def encode_invite(pod: Pod) -> str:
         _TLS if pod.tls else 0,
     )
     body += bytes([len(name)]) + name + bytes([len(host)]) + host
+    if inviter is None:
+        body += bytes([0])
+    else:
+        device, key = inviter
+        body += bytes([len(device)]) + device.encode() + base64.b64decode(key, validate=True)
     text = base64.b32encode(body + _checksum(body)).decode("ascii").rstrip("=").lower()
     return INVITE_PREFIX + "-".join(text[i : i + GROUP] for i in range(0, len(text), GROUP))
 
@@ -165,15 +178,21 @@ def decode_invite(code: str) -> Pod:
 
 def _parse_invite_body(body: bytes) -> Pod:
     version, pod_id, key, expires, port, flags = _HEAD.unpack_from(body)
-    if version != INVITE_VERSION:
+    if version not in KNOWN_INVITE_VERSIONS:
         raise InviteError(f"invite is of an unknown version {version}; update voicehello")
+    roster: dict[str, str] = {}
     try:
         at = _HEAD.size
         name, at = _take_string(body, at)
         host, at = _take_string(body, at)
+        if version >= 2:
+            inviter, at = _take_string(body, at)
+            if inviter:
+                verify_key, at = body[at : at + VERIFY_KEY_BYTES], at + VERIFY_KEY_BYTES
+                roster[inviter] = base64.b64encode(verify_key).decode("ascii")
     except (IndexError, UnicodeDecodeError) as exc:
         raise InviteError("invite code is malformed") from exc
-    if at != len(body):
+    if at != len(body) or any(not DEVICE_ID.fullmatch(device) for device in roster):
         raise InviteError("invite code is malformed")
     pod = Pod(
         id=pod_id.hex(),
@@ -183,6 +202,7 @@ def _parse_invite_body(body: bytes) -> Pod:
         host=host,
         port=port,
         tls=bool(flags & _TLS),
+        roster=roster,
     )
     _check_pod(pod, InviteError)
     return pod
@@ -261,9 +281,10 @@ class PodStore:
                     f"you are already in a pod named {pod.name!r} ({other.id}); leave it first"
                 )
 
-    def invite(self, pod: Pod) -> str:
-        """The one-line invite code neighbors type (or hear) to join ``pod``."""
-        return encode_invite(pod)
+    def invite(self, pod: Pod, inviter: tuple[str, str] | None = None) -> str:
+        """The one-line invite code neighbors type (or hear, or scan) to join ``pod``, carrying
+        ``inviter`` = (device id, verify key) for them to pin."""
+        return encode_invite(pod, inviter)
 
     def join(self, code: str) -> Pod:
         """Join the pod of an invite code (:class:`InviteError` if garbled, mistyped or expired)."""
@@ -273,7 +294,9 @@ class PodStore:
             raise InviteError(f"this invite expired at {clock_time(pod.expires)}")
         existing = self._load(pod.id)
         if existing is not None and existing.key == pod.key:
-            return existing
+            for device, key in pod.roster.items():  # another member's invite: pin its key too
+                self.learn(pod.id, device, key)
+            return self._load(pod.id) or existing
         self._refuse_name_clash(pod)
         self._save(pod)
         log.info("joined pod %s (%s)", pod.name, pod.id)
