@@ -166,7 +166,8 @@ class PrivacySettings:
     keys_dir: Path = DEFAULT_KEYS_DIR
     """This device's signing key and its pods (owner-only permissions): the only place voicehello writes."""
     timestamp_window_s: float = 300.0
-    """A message whose timestamp is further than this from this device's clock is refused."""
+    """A message dated further than this ahead of this device's clock is refused (older ones are
+    accepted until they expire: replays are caught by id)."""
 
 
 @dataclass(frozen=True)

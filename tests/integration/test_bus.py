@@ -757,7 +757,7 @@ def test_bad_messages_are_dropped_with_one_log_line_each(
         ),
         ("retained", topic, maya.seal(said(), pod.pod), True),
         ("has expired", topic, maya.seal(said(ts=now - 120, expires=now - 60), pod.pod), False),
-        ("is dated -400 s", topic, maya.seal(said(ts=now - 400, expires=now + 600), pod.pod), False),
+        ("is dated +400 s", topic, maya.seal(said(ts=now + 400, expires=now + 1000), pod.pod), False),
     ]
     for _reason, where, payload, retain in bad:
         attacker.publish(where, payload, retain=retain)

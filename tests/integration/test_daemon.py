@@ -299,7 +299,9 @@ def hostile_payloads(pod: Pod, maya: Membership, lee: Membership) -> list[Hostil
             envelope_of(pod, signed_json(maya.keys, ladder(), slots={"item": "x" * 500})),
             "signed message from kitchen-12 is invalid",
         ),
-        Hostile("dated 20 minutes ago", topic, maya.seal(ladder(now=time.time() - 1200), pod), "is dated -1"),
+        Hostile(
+            "dated 20 minutes ahead", topic, maya.seal(ladder(now=time.time() + 1200), pod), "is dated +1"
+        ),
         Hostile("expired on arrival", topic, maya.seal(ladder(ttl_s=0.001), pod), "has expired"),
         Hostile(
             "a non-member with the pod key, signing as itself",

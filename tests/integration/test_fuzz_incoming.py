@@ -317,8 +317,11 @@ def broken_inner(draw: st.DrawFn) -> Build:
         data["v"] = draw(st.integers().filter(lambda v: v != 1) | hostile_text)
     elif how == "time":
         data["expires"] = data["ts"] - draw(st.floats(0, 1e6))
-    else:  # validly shaped, but dated outside the timestamp window (or already expired)
-        shift = draw(st.floats(301, 1e7)) * draw(st.sampled_from([-1, 1]))
+    else:  # validly shaped, but dated ahead of the timestamp window, or so old it has expired
+        if draw(st.booleans()):
+            shift = draw(st.floats(301, 1e7))
+        else:  # an older one that is still valid is a late delivery, not an attack
+            shift = -(data["expires"] - data["ts"]) - draw(st.floats(0.5, 1e7))
         data["ts"] += shift
         data["expires"] += shift
     inner = json.dumps(data).encode()

@@ -280,14 +280,18 @@ def inside(path: str | Path, directory: Path) -> bool:
 
 def assert_only_rosters_written(keys_dir: Path, written: set[str], changed: list[Any]) -> set[str]:
     """What was written in ``keys_dir``: only pod files rewritten as keys are pinned (each
-    written as ``pods/.<pod id>.json.<pid>[.<thread>].tmp``, then renamed over ``pods/<pod id>.json``), and
-    the directories made private (``mkdir`` of ones that exist). Returns those written paths."""
+    written as ``pods/.<pod id>.json.<pid>[.<thread>].tmp``, then renamed over ``pods/<pod id>.json``),
+    the ids of the messages received (``.seen.json.<pid>.<thread>.tmp`` renamed over ``seen.json``)
+    and the directories made private (``mkdir`` of ones that exist). Returns those written paths."""
     pods = keys_dir / "pods"
-    temp = re.compile(re.escape(str(pods)) + r"/\.([0-9a-f]{16})\.json(?:\.\d+)+\.tmp")
+    temp = re.compile(
+        f"(?:{re.escape(str(pods))}/\\.(?P<pod>[0-9a-f]{{16}})\\.json|{re.escape(str(keys_dir))}/\\.seen\\.json)"
+        r"(?:\.\d+)+\.tmp"
+    )
     ours = {path for path in written if inside(path, keys_dir)}
     assert ours, f"no pod roster was written in {keys_dir} (the daemon pins its own key there)"
     strays = sorted(path for path in ours if not temp.fullmatch(path))
-    assert not strays, f"files written in the key directory besides pod rosters: {strays}"
+    assert not strays, f"files written in the key directory besides pod rosters and seen ids: {strays}"
     renamed = {path for event, path, _ in changed if event == "os.rename"}
     assert renamed == ours, f"roster files written but not renamed into place: {sorted(ours - renamed)}"
     for event, path, args in changed:
@@ -296,16 +300,32 @@ def assert_only_rosters_written(keys_dir: Path, written: set[str], changed: list
         if event == "os.rename":
             match = temp.fullmatch(path)
             assert match is not None, path
-            assert repr(str(pods / f"{match.group(1)}.json")) in args, args
+            target = (
+                keys_dir / "seen.json" if match.group("pod") is None else pods / f"{match.group('pod')}.json"
+            )
+            assert repr(str(target)) in args, args
         else:
             assert (event, path) in {("os.mkdir", str(keys_dir)), ("os.mkdir", str(pods))}, (event, args)
     return ours
+
+
+def assert_seen_ids_only(path: Path) -> None:
+    """The replay-protection file holds message ids and expiry times, nothing said."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert set(data) == {"v", "seen"}, data
+    assert data["seen"], "the daemon received messages but saved no ids"
+    for message_id, expires in data["seen"].items():
+        assert re.fullmatch(r"[0-9a-f]{32}", message_id), message_id
+        assert isinstance(expires, float), expires
 
 
 def assert_nothing_left_behind(sandbox: Sandbox, keys_dir: Path | None = None) -> None:
     """No file new, gone or modified in the sandbox, but for the temp dir's own mtime (the
     language model file came and went) and, with ``keys_dir``, its pod files being rewritten."""
     after = sandbox.snapshot()
+    if keys_dir is not None:
+        assert_seen_ids_only(keys_dir / "seen.json")
+        after.pop(str(keys_dir / "seen.json"), None)
     new = sorted(set(after) - set(sandbox.before))
     gone = sorted(set(sandbox.before) - set(after))
     assert not new, f"new files: {new}"
@@ -313,7 +333,9 @@ def assert_nothing_left_behind(sandbox: Sandbox, keys_dir: Path | None = None) -
     # A file created and deleted again moves its directory's mtime: only the temp dir may move
     # (the language model file); nothing under HOME, the working directory, the inputs or the config.
     rewritable = (
-        set() if keys_dir is None else {str(keys_dir / "pods"), *map(str, keys_dir.glob("pods/*.json"))}
+        set()
+        if keys_dir is None
+        else {str(keys_dir), str(keys_dir / "pods"), *map(str, keys_dir.glob("pods/*.json"))}
     )
     changed = sorted(
         path

@@ -529,3 +529,52 @@ def test_a_flood_from_one_neighbor_does_not_make_another_wait_behind_it(
 def pod_roster(client: BusClient, circle: Circle) -> dict[str, str]:
     current = client.membership.get(circle.id)
     return {} if current is None else current.roster
+
+
+# --------------------------------------------------------------------------- late deliveries and replays
+
+
+def test_a_neighbor_offline_longer_than_the_time_window_still_gets_what_it_missed(
+    mosquitto: EmbeddedBroker, pod: Circle, kitchens: Kitchens
+) -> None:
+    """The time window refuses messages dated ahead of the clock; an older one that is still
+    valid is a late delivery from the broker's queue, not an attack."""
+    maya, sam = kitchens(mosquitto, pod, "maya"), kitchens(mosquitto, pod, "sam")
+    sam.client.stop()  # the broker keeps sam's session and queues what is said meanwhile
+    missed = maya.say(ttl_s=600.0)
+    assert maya.client.flush(WAIT_S)
+    time.sleep(2.5)  # longer than sam's window below: nothing to wait for but time
+    back = kitchens(mosquitto, pod, "sam", start=False)
+    back.membership.window_s = 2.0
+    back.client.start()
+    assert back.inbox.wait_for(lambda items: missed in items), "the missed message was refused as too old"
+
+
+def test_a_message_replayed_after_the_device_restarts_is_ignored(
+    mosquitto: EmbeddedBroker,
+    pod: Circle,
+    kitchens: Kitchens,
+    raw: RawClients,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Whoever can publish to the broker can capture a sealed message and publish it again; the
+    device remembers the ids it received (ids and times only, in its keys directory) across a
+    restart, until the messages expire."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    maya, sam = kitchens(mosquitto, pod, "maya"), kitchens(mosquitto, pod, "sam")
+    spy = raw(mosquitto)
+    spy.subscribe(topics.message_subscription(pod.id))
+    original = maya.say(ttl_s=600.0)
+    assert sam.inbox.wait_for(lambda items: original in items)
+    assert spy.received.wait_for(lambda items: len(items) == 1)
+    captured = bytes(spy.received.snapshot()[0].payload)
+    sam.client.stop()
+    seen_file = sam.membership.store.keys_dir / "seen.json"
+    assert original.id in json.loads(seen_file.read_text(encoding="utf-8"))["seen"]
+
+    back = kitchens(mosquitto, pod, "sam")
+    raw(mosquitto).publish(topics.message_topic(pod.id, "maya"), captured)
+    later = maya.say()
+    assert back.inbox.wait_for(lambda items: later in items)
+    assert original not in back.inbox.snapshot(), "the replayed message was delivered again"
+    assert any(original.id in line and "(replay)" in line for line in infos(caplog))

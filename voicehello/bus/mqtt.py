@@ -28,6 +28,7 @@ message to paho). The application's ``on_message`` may call :meth:`BusClient.pub
 from __future__ import annotations
 
 import heapq
+import json
 import logging
 import math
 import queue
@@ -38,6 +39,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import paho.mqtt.client as mqtt
@@ -59,6 +61,7 @@ from voicehello.errors import (
     ReplayError,
     UnknownSenderError,
 )
+from voicehello.privacy.keys import private_dir, read_private, write_private
 from voicehello.privacy.membership import Membership
 from voicehello.privacy.pods import Pod
 
@@ -80,6 +83,10 @@ STOP_TIMEOUT_S = 2.0
 KEY_WAIT_S = 30.0
 """How long a pod member's message waits for its sender's key announcement before it is dropped
 (after a reconnect, queued messages can arrive before the retained keys)."""
+SEEN_FILE = "seen.json"
+"""In the keys directory: the ids of messages received and not yet expired (ids and times only)."""
+SAVE_SEEN_S = 10.0
+"""How often the ids received since the last save are written to :data:`SEEN_FILE`."""
 KEY_WAIT_LIMIT = 200
 """Most messages waiting for a key (the oldest are dropped first)."""
 
@@ -146,29 +153,59 @@ class _Waiting:
 
 
 class SeenIds:
-    """Ids of messages already delivered, each kept until its message expires (at most ``limit``)."""
+    """Ids of messages already delivered, each kept until its message expires (at most ``limit``).
+
+    Thread-safe. :meth:`entries` and :meth:`remember` let the bus keep them across restarts
+    (ids and expiry times only), so a message captured off the bus cannot be replayed to a
+    device after it restarts."""
 
     def __init__(self, limit: int = SEEN_LIMIT) -> None:
         self._limit = limit
         self._expires: dict[str, float] = {}
         self._heap: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+        self.changed = False
+        """True when ids were added since :meth:`entries` was last called."""
 
     def __len__(self) -> int:
-        return len(self._expires)
+        with self._lock:
+            return len(self._expires)
 
     def first(self, message_id: str, expires: float, now: float) -> bool:
         """True the first time ``message_id`` is seen (and remember it)."""
-        while self._heap and self._heap[0][0] <= now:
-            _, old = heapq.heappop(self._heap)
-            self._expires.pop(old, None)
-        if message_id in self._expires:
-            return False
+        with self._lock:
+            self._forget_expired(now)
+            if message_id in self._expires:
+                return False
+            self._add(message_id, expires)
+            self.changed = True
+            return True
+
+    def entries(self, now: float) -> dict[str, float]:
+        """The ids remembered (id -> expiry), for saving."""
+        with self._lock:
+            self._forget_expired(now)
+            self.changed = False
+            return dict(self._expires)
+
+    def remember(self, entries: dict[str, float], now: float) -> None:
+        """Add ids saved earlier (those not yet expired)."""
+        with self._lock:
+            for message_id, expires in entries.items():
+                if expires > now and message_id not in self._expires:
+                    self._add(message_id, expires)
+
+    def _add(self, message_id: str, expires: float) -> None:
         self._expires[message_id] = expires
         heapq.heappush(self._heap, (expires, message_id))
         while len(self._expires) > self._limit:  # bounded memory: forget the soonest to expire
             _, old = heapq.heappop(self._heap)
             self._expires.pop(old, None)
-        return True
+
+    def _forget_expired(self, now: float) -> None:
+        while self._heap and self._heap[0][0] <= now:
+            _, old = heapq.heappop(self._heap)
+            self._expires.pop(old, None)
 
 
 def check_settings(bus: BusSettings) -> None:
@@ -290,6 +327,8 @@ class BusClient:
             if self._client is not None:
                 return
         check_settings(self._bus)
+        if self._listen:
+            self._load_seen()
         client = self._make_client()
         try:
             client.connect_async(
@@ -396,7 +435,38 @@ class BusClient:
         client.loop_stop()
         self._connected.clear()
         self._stop_receiver()
+        if self._listen:
+            self._save_seen()
         log.info("%s disconnected from the broker", self._device.id)
+
+    # -- replay protection across restarts --------------------------------------------------------
+    @property
+    def _seen_file(self) -> Path:
+        return self.membership.store.keys_dir / SEEN_FILE
+
+    def _load_seen(self) -> None:
+        """Remember the ids received before a restart (a missing or bad file: start afresh)."""
+        path = self._seen_file
+        if not path.exists():
+            return
+        try:
+            data = json.loads(read_private(path))
+            entries = {str(key): float(value) for key, value in dict(data["seen"]).items()}
+        except (PrivacyError, OSError, ValueError, TypeError, KeyError) as exc:
+            log.warning("ignoring %s: %s", path, exc)
+            return
+        self._seen.remember(entries, self._clock())
+
+    def _save_seen(self) -> None:
+        """Write the ids received (until they expire), when there are new ones."""
+        if not self._seen.changed:
+            return
+        data = {"v": 1, "seen": self._seen.entries(self._clock())}
+        try:
+            private_dir(self._seen_file.parent)
+            write_private(self._seen_file, json.dumps(data, separators=(",", ":")).encode())
+        except (PrivacyError, OSError) as exc:
+            log.warning("cannot save the ids of messages received to %s: %s", self._seen_file, exc)
 
     def _stop_receiver(self) -> None:
         """Let the receiver handle what is already in the inbox (briefly), then end it."""
@@ -717,8 +787,10 @@ class BusClient:
         """Hand the outbox to paho while connected; take back what a lost connection left unacked.
 
         Every :data:`HOUSEKEEPING_S`, busy or not: drop expired messages, follow pod changes,
-        give up on messages that waited too long for a key."""
+        give up on messages that waited too long for a key; every :data:`SAVE_SEEN_S`, save
+        the ids received."""
         next_housekeeping = time.monotonic() + HOUSEKEEPING_S
+        next_save = time.monotonic() + SAVE_SEEN_S
         while True:
             try:
                 event: _Event | None = self._events.get(timeout=HOUSEKEEPING_S)
@@ -740,6 +812,9 @@ class BusClient:
                     self._changed.notify_all()
                 if housekeeping:
                     self._expire_waiting()
+                if self._listen and time.monotonic() >= next_save:
+                    next_save = time.monotonic() + SAVE_SEEN_S
+                    self._save_seen()
             except Exception:
                 log.exception("error in the bus sender; carrying on")
 

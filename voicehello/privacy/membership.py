@@ -47,8 +47,9 @@ def warn_if_clock_unset(now: float, window_s: float) -> bool:
     if now >= EARLIEST_PLAUSIBLE:
         return False
     log.warning(
-        "this device's clock says %s: neighbors refuse messages dated more than %g s from their clocks, "
-        "and this device refuses theirs; set the time (an NTP server on the broker's machine keeps a street in step)",
+        "this device's clock says %s: its messages look long expired to neighbors, and theirs look "
+        "dated more than %g s ahead to it, so both are refused; set the time (an NTP server on the "
+        "broker's machine keeps a street in step)",
         time.strftime("%Y-%m-%d %H:%M", time.gmtime(now)),
         window_s,
     )
