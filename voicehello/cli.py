@@ -15,11 +15,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voicehello import __version__, cli_broker, cli_pods
 from voicehello.config import Settings, load_settings
 from voicehello.errors import BusError, ConfigError, VoicehelloError
+
+if TYPE_CHECKING:
+    from voicehello.app import Device
+    from voicehello.privacy.pods import Pod
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +221,22 @@ def _print_line(line: str) -> None:
     print(line, flush=True)
 
 
+def _pods_line(device: Device) -> str:
+    """``kitchen: in pods street (speaks here), block-party (until 21:30); ...``: where it listens."""
+    from voicehello.privacy.pods import clock_time
+
+    membership = device.bus.membership
+    default = membership.default()
+
+    def about(pod: Pod) -> str:
+        if pod.id == default.id:
+            return f"{pod.name} (speaks here)"
+        return f"{pod.name} ({'no end' if pod.expires is None else 'until ' + clock_time(pod.expires)})"
+
+    pods = ", ".join(about(pod) for pod in membership.pods)
+    return f"{device.settings.device.id}: in pods {pods}; what is said there is sealed end to end"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """The device daemon: listen, read back, publish, announce, take replies."""
     from voicehello.app import Device, Understander
@@ -234,6 +254,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+        print(_pods_line(device), file=sys.stderr, flush=True)
         try:
             while not stop.wait(0.5):
                 device.conversation.tick()
@@ -250,6 +271,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
+    print(_pods_line(device), file=sys.stderr, flush=True)
     try:
         for _ in device.listen(source):
             pass

@@ -491,6 +491,9 @@ def test_sigterm_says_offline(
 ) -> None:
     sam = write_config(tmp_path, SAM, broker, circle)
     daemon = start_daemon(spawn_voicehello, sam, "--no-mic")
+    said = f"{SAM[0]}: in pods {circle.name} (speaks here); what is said there is sealed end to end"
+    if said not in daemon.stderr:  # printed right after "announcing only": maybe not read yet
+        assert daemon.wait_for("stderr", lambda line: line == said, STARTUP_TIMEOUT_S), daemon.transcript()
     assert daemon.terminate() == 0
     status = topics.status_topic(circle.id, SAM[0])
     watcher = RawClient(broker, "watcher", status)
