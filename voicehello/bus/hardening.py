@@ -5,7 +5,7 @@
 * ``ca.crt``/``ca.key``: a local CA (EC P-256, 10 years) that devices trust (``bus.ca_file``);
 * ``server.crt``/``server.key``: the broker's certificate, signed by that CA, valid for every
   host name and address given plus ``localhost`` and ``127.0.0.1``;
-* ``passwd``: Mosquitto's password file (hashes written by ``mosquitto_passwd``);
+* ``passwd``: Mosquitto's password file (PBKDF2-SHA512 hashes in ``mosquitto_passwd``'s form);
 * ``acl``: each device writes only under its own id (``voicehello/v1/<pod>/<device>/...``) and
   reads only the pods it was granted; ``devices.json`` keeps the grants the ACL is made from;
 * ``mosquitto.conf``: a TLS listener, no anonymous clients, persistence in the directory.
@@ -16,16 +16,16 @@ make a running broker reload them (SIGHUP).
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import ipaddress
 import json
 import logging
 import os
 import pwd
 import secrets
-import shutil
 import signal
-import subprocess
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -59,7 +59,9 @@ ALL_PODS = "all"
 """A grant of every pod's topics (their payloads stay sealed: the device still needs the pod keys)."""
 VALIDITY = datetime.timedelta(days=3650)
 ALWAYS_NAMES = ("localhost", "127.0.0.1")
-PASSWD_FALLBACK = Path("/usr/bin/mosquitto_passwd")
+PBKDF2_ITERATIONS = 101
+"""What ``mosquitto_passwd`` uses by default (the passwords are random 144-bit tokens)."""
+SALT_BYTES = 12
 MARKER_FILES = (CONF_FILE, CA_KEY, PASSWORD_FILE, ACL_FILE)
 """Any of these means the directory already holds a broker."""
 
@@ -353,25 +355,27 @@ def _save_devices(directory: Path, devices: Mapping[str, list[str]]) -> None:
         raise HardeningError(f"cannot write the ACL in {directory}: {exc.strerror or exc}") from exc
 
 
-def _mosquitto_passwd() -> str:
-    found = shutil.which("mosquitto_passwd")
-    if found:
-        return found
-    if PASSWD_FALLBACK.is_file():
-        return str(PASSWD_FALLBACK)
-    raise HardeningError("mosquitto_passwd not found; install it with: apt-get install mosquitto")
+def password_hash(password: str, salt: bytes | None = None) -> str:
+    """The password file's hash of ``password``, in the form ``mosquitto_passwd`` writes:
+    ``$7$<iterations>$<salt>$<PBKDF2-HMAC-SHA512>`` (base64). Computed here, so the password
+    never appears on a command line (where ``ps`` would show it)."""
+    salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ITERATIONS)
+    encode = base64.b64encode
+    return f"$7${PBKDF2_ITERATIONS}${encode(salt).decode()}${encode(digest).decode()}"
 
 
-def _run_passwd(*args: str) -> None:
-    """Run ``mosquitto_passwd`` (the password never appears in an error message)."""
-    command = [_mosquitto_passwd(), *args]
+def _set_password(directory: Path, name: str, password: str | None) -> None:
+    """Replace ``name``'s line in the password file (``None``: remove it)."""
+    path = directory / PASSWORD_FILE
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise HardeningError(f"cannot run mosquitto_passwd: {exc}") from exc
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines()
-        raise HardeningError(f"mosquitto_passwd failed: {lines[-1] if lines else result.returncode}")
+        lines = path.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if line.strip() and line.split(":", 1)[0] != name]
+        if password is not None:
+            kept.append(f"{name}:{password_hash(password)}")
+        _write_private(path, ("\n".join(kept) + "\n").encode() if kept else b"")
+    except OSError as exc:
+        raise HardeningError(f"cannot update the password file {path}: {exc.strerror or exc}") from exc
 
 
 def add_device(directory: Path, name: str, pods: list[str]) -> DeviceCredentials:
@@ -385,7 +389,7 @@ def add_device(directory: Path, name: str, pods: list[str]) -> DeviceCredentials
     if name in devices:
         raise HardeningError(f"device {name!r} already exists; `voicehello broker revoke {name}` it first")
     password = secrets.token_urlsafe(18)
-    _run_passwd("-b", str(directory / PASSWORD_FILE), name, password)
+    _set_password(directory, name, password)
     devices[name] = list(dict.fromkeys(pods))
     _save_devices(directory, devices)
     reload_broker(directory)
@@ -411,7 +415,7 @@ def revoke(directory: Path, name: str) -> None:
     devices = load_devices(directory)
     if name not in devices:
         raise HardeningError(f"unknown device {name!r}")
-    _run_passwd("-D", str(directory / PASSWORD_FILE), name)
+    _set_password(directory, name, None)
     del devices[name]
     _save_devices(directory, devices)
     reload_broker(directory)
