@@ -7,7 +7,8 @@ Threads and who owns what:
   (one queue per sending device, served in turn), and connection changes and PUBACKs are
   posted to the sender's event queue.
 * the receiver thread takes messages from the inbox, opens and checks them, and hands them
-  to ``on_message`` (so a neighbor's flood costs the others at most one message each).
+  to ``on_message`` (so of a neighbor's flood already received, the others wait for at most
+  one message each; what still waits in the broker's queue comes in the broker's order).
 * the sender thread owns the outbox: it hands messages to paho only while connected (at
   most :data:`WINDOW` unacknowledged at a time, each with a fresh MQTT v5 message expiry
   interval), and on every (re)connection takes back from paho whatever was not
