@@ -53,7 +53,8 @@ from voicehello.announce.speaker import AnnounceEvent  # noqa: E402
 from voicehello.app import Device  # noqa: E402
 from voicehello.bus.broker import EmbeddedBroker  # noqa: E402
 from voicehello.bus.messages import Message, Sender, new_message  # noqa: E402
-from voicehello.bus.mqtt import BusClient, SeenIds  # noqa: E402
+from voicehello.bus.mqtt import BusClient  # noqa: E402
+from voicehello.bus.seen import SeenIds  # noqa: E402
 from voicehello.config import (  # noqa: E402
     AnnounceSettings,
     BusSettings,

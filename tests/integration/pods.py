@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from voicehello.bus.messages import Message
-from voicehello.bus.mqtt import SeenIds
+from voicehello.bus.seen import SeenIds
 from voicehello.config import DeviceSettings
 from voicehello.privacy import envelope
 from voicehello.privacy.keys import DeviceKeys

@@ -41,7 +41,8 @@ from pods import Circle
 from voicehello.bus import topics
 from voicehello.bus.broker import EmbeddedBroker
 from voicehello.bus.messages import Message, Sender, new_message
-from voicehello.bus.mqtt import BusClient, SeenIds
+from voicehello.bus.mqtt import BusClient
+from voicehello.bus.seen import SeenIds
 from voicehello.config import BusSettings, DeviceSettings
 from voicehello.errors import BusError, MessageError
 from voicehello.privacy.membership import Membership

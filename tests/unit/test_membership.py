@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from voicehello.bus.messages import Sender, new_message
-from voicehello.bus.mqtt import SeenIds
+from voicehello.bus.seen import SeenIds
 from voicehello.config import BusSettings, DeviceSettings, PrivacySettings, Settings
 from voicehello.errors import EnvelopeError, PrivacyError, ReplayError, UnknownSenderError
 from voicehello.privacy.keys import DeviceKeys

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from voicehello.bus.messages import Message, Sender, new_message
-from voicehello.bus.mqtt import SeenIds
+from voicehello.bus.seen import SeenIds
 from voicehello.errors import EnvelopeError, InviteError, PrivacyError, ReplayError
 from voicehello.privacy.envelope import (
     PAD_BYTES,

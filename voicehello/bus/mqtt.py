@@ -28,8 +28,6 @@ message to paho). The application's ``on_message`` may call :meth:`BusClient.pub
 
 from __future__ import annotations
 
-import heapq
-import json
 import logging
 import math
 import queue
@@ -53,6 +51,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from voicehello.bus import topics
 from voicehello.bus.inbox import FairInbox
 from voicehello.bus.messages import Message
+from voicehello.bus.seen import SEEN_FILE, SEEN_LIMIT, SeenIds, load_seen, save_seen
 from voicehello.config import BusSettings, DeviceSettings
 from voicehello.errors import (
     BusError,
@@ -62,7 +61,6 @@ from voicehello.errors import (
     ReplayError,
     UnknownSenderError,
 )
-from voicehello.privacy.keys import private_dir, read_private, write_private
 from voicehello.privacy.membership import Membership
 from voicehello.privacy.pods import Pod
 
@@ -75,8 +73,6 @@ the broker's MQTT v5 Receive Maximum is lower."""
 MAX_PACKET_BYTES = 64 * 1024
 """Announced to the broker (MQTT v5 Maximum Packet Size): it never sends this client anything
 bigger. Payloads between ``MAX_PAYLOAD_BYTES`` and this arrive and are dropped with a log line."""
-SEEN_LIMIT = 10_000
-"""Most message ids remembered for deduplication (each until its message expires)."""
 HOUSEKEEPING_S = 1.0
 """How often the sender drops messages that expired in the outbox."""
 STOP_TIMEOUT_S = 2.0
@@ -84,8 +80,6 @@ STOP_TIMEOUT_S = 2.0
 KEY_WAIT_S = 30.0
 """How long a pod member's message waits for its sender's key announcement before it is dropped
 (after a reconnect, queued messages can arrive before the retained keys)."""
-SEEN_FILE = "seen.json"
-"""In the keys directory: the ids of messages received and not yet expired (ids and times only)."""
 SAVE_SEEN_S = 10.0
 """How often the ids received since the last save are written to :data:`SEEN_FILE`."""
 KEY_WAIT_LIMIT = 200
@@ -151,62 +145,6 @@ class _Waiting:
     parts: topics.TopicParts
     payload: bytes
     device: str
-
-
-class SeenIds:
-    """Ids of messages already delivered, each kept until its message expires (at most ``limit``).
-
-    Thread-safe. :meth:`entries` and :meth:`remember` let the bus keep them across restarts
-    (ids and expiry times only), so a message captured off the bus cannot be replayed to a
-    device after it restarts."""
-
-    def __init__(self, limit: int = SEEN_LIMIT) -> None:
-        self._limit = limit
-        self._expires: dict[str, float] = {}
-        self._heap: list[tuple[float, str]] = []
-        self._lock = threading.Lock()
-        self.changed = False
-        """True when ids were added since :meth:`entries` was last called."""
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._expires)
-
-    def first(self, message_id: str, expires: float, now: float) -> bool:
-        """True the first time ``message_id`` is seen (and remember it)."""
-        with self._lock:
-            self._forget_expired(now)
-            if message_id in self._expires:
-                return False
-            self._add(message_id, expires)
-            self.changed = True
-            return True
-
-    def entries(self, now: float) -> dict[str, float]:
-        """The ids remembered (id -> expiry), for saving."""
-        with self._lock:
-            self._forget_expired(now)
-            self.changed = False
-            return dict(self._expires)
-
-    def remember(self, entries: dict[str, float], now: float) -> None:
-        """Add ids saved earlier (those not yet expired)."""
-        with self._lock:
-            for message_id, expires in entries.items():
-                if expires > now and message_id not in self._expires:
-                    self._add(message_id, expires)
-
-    def _add(self, message_id: str, expires: float) -> None:
-        self._expires[message_id] = expires
-        heapq.heappush(self._heap, (expires, message_id))
-        while len(self._expires) > self._limit:  # bounded memory: forget the soonest to expire
-            _, old = heapq.heappop(self._heap)
-            self._expires.pop(old, None)
-
-    def _forget_expired(self, now: float) -> None:
-        while self._heap and self._heap[0][0] <= now:
-            _, old = heapq.heappop(self._heap)
-            self._expires.pop(old, None)
 
 
 def check_settings(bus: BusSettings) -> None:
@@ -446,28 +384,10 @@ class BusClient:
         return self.membership.store.keys_dir / SEEN_FILE
 
     def _load_seen(self) -> None:
-        """Remember the ids received before a restart (a missing or bad file: start afresh)."""
-        path = self._seen_file
-        if not path.exists():
-            return
-        try:
-            data = json.loads(read_private(path))
-            entries = {str(key): float(value) for key, value in dict(data["seen"]).items()}
-        except (PrivacyError, OSError, ValueError, TypeError, KeyError) as exc:
-            log.warning("ignoring %s: %s", path, exc)
-            return
-        self._seen.remember(entries, self._clock())
+        load_seen(self._seen_file, self._seen, self._clock())
 
     def _save_seen(self) -> None:
-        """Write the ids received (until they expire), when there are new ones."""
-        if not self._seen.changed:
-            return
-        data = {"v": 1, "seen": self._seen.entries(self._clock())}
-        try:
-            private_dir(self._seen_file.parent)
-            write_private(self._seen_file, json.dumps(data, separators=(",", ":")).encode())
-        except (PrivacyError, OSError) as exc:
-            log.warning("cannot save the ids of messages received to %s: %s", self._seen_file, exc)
+        save_seen(self._seen_file, self._seen, self._clock())
 
     def _stop_receiver(self) -> None:
         """Let the receiver handle what is already in the inbox (briefly), then end it."""

@@ -49,7 +49,7 @@ MAX_ANNOUNCEMENT_AHEAD_S = 3600.0
 
 
 class Seen(Protocol):
-    """Remembers message ids (``voicehello.bus.mqtt.SeenIds`` is one)."""
+    """Remembers message ids (``voicehello.bus.seen.SeenIds`` is one)."""
 
     def first(self, message_id: str, expires: float, now: float, /) -> bool:
         """True the first time ``message_id`` is seen (and remember it until ``expires``)."""
