@@ -268,7 +268,7 @@ class Device:
 
     # -- the neighbors ----------------------------------------------------------------------
     def _on_bus_message(self, message: Message) -> None:
-        """A valid, unexpired, first-seen message from the bus (called on the network thread)."""
+        """A valid, unexpired, first-seen message from the bus (called on the bus client's receiver thread)."""
         if message.sender.device == self.sender.device:
             self.conversation.remember_sent(message)  # our own echo (maybe sent by `voicehello say`)
             return

@@ -227,7 +227,7 @@ class BusClient:
         self._online = False  # CONNACK received and the connection not yet lost (network thread only)
         self._down_reported = False
         self._subscribe_mid: int | None = None
-        self._waiting: deque[_Waiting] = deque()  # network thread and sender's housekeeping
+        self._waiting: deque[_Waiting] = deque()  # receiver thread and sender's housekeeping
         self._waiting_lock = threading.Lock()
         self._said_in: dict[str, str] = {}  # message id -> pod id, for replies (bounded)
         self._left: list[Pod] = []  # pods left or over, not yet unsubscribed
@@ -235,7 +235,7 @@ class BusClient:
         self._inbox: FairInbox[mqtt.MQTTMessage] = FairInbox()
         self._receiver: threading.Thread | None = None
         self._left_lock = threading.Lock()
-        self._stale: set[str] = set()  # pod ids unsubscribed on this connection (network thread)
+        self._stale: set[str] = set()  # pod ids unsubscribed on this connection (receiver thread)
 
     # -- public API -------------------------------------------------------------------------
     @property
