@@ -112,14 +112,14 @@ class EmbeddedBroker:
         cls,
         workdir: Path,
         devices: Iterable[str] = (),
-        pods: Sequence[str] = (hardening.DEFAULT_POD,),
+        pods: Sequence[str] = (),
         *,
         port: int | None = None,
         host: str = "127.0.0.1",
     ) -> EmbeddedBroker:
         """A TLS broker with passwords and ACLs in ``workdir`` (made by ``init_broker`` if needed).
 
-        Each of ``devices`` not yet known is added with read access to ``pods``; the passwords
+        Each of ``devices`` not yet known is added with read access to ``pods`` (pod ids); the passwords
         of the ones added are in :attr:`credentials`. Clients need :attr:`ca_file`.
         """
         directory = Path(workdir).absolute()
@@ -155,7 +155,7 @@ class EmbeddedBroker:
         """The CA certificate clients must trust (hardened brokers only)."""
         return self.tls_dir / hardening.CA_CERT if self.tls_dir is not None else None
 
-    def bus_settings(self, device: str, pod: str = hardening.DEFAULT_POD, **overrides: object) -> BusSettings:
+    def bus_settings(self, device: str, pod: str = BusSettings.pod, **overrides: object) -> BusSettings:
         """Settings for ``device`` (added by :meth:`hardened`) to connect to this running broker."""
         host, port = self.address
         settings = BusSettings(host=host, port=port, pod=pod)

@@ -39,6 +39,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from voicehello.bus.topics import ROOT
 from voicehello.config import DEVICE_ID
 from voicehello.errors import VoicehelloError
+from voicehello.privacy.keys import write_private
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,6 @@ PID_FILE = "mosquitto.pid"
 LOG_FILE = "mosquitto.log"
 DB_FILE = "mosquitto.db"
 DEFAULT_PORT = 8883
-DEFAULT_POD = "street"
 DEVICE_TOPICS = ("msg", "key", "status")
 """The topics under ``voicehello/v1/<pod>/<device>/`` a device may publish to (see bus/topics.py)."""
 ALL_PODS = "all"
@@ -112,14 +112,6 @@ class DeviceCredentials:
 
 
 # --------------------------------------------------------------------------- certificates
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to a file only its owner can read (mode 0600 from the start)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.chmod(path, 0o600)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -305,11 +297,11 @@ def init_broker(
         now = datetime.datetime.now(datetime.UTC)
         ca_key, ca_cert = make_ca(now)
         server_key, server_cert = make_server_cert(ca_key, ca_cert, list(files.hostnames), now)
-        _write_private(files.ca_key, _key_pem(ca_key))
-        _write_private(files.server_key, _key_pem(server_key))
+        write_private(files.ca_key, _key_pem(ca_key))
+        write_private(files.server_key, _key_pem(server_key))
         files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         files.server_cert.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
-        _write_private(files.password_file, b"")
+        write_private(files.password_file, b"")
         _save_devices(directory, {})
         files.conf.write_text(render_conf(directory, port), encoding="utf-8")
     except OSError as exc:
@@ -347,10 +339,10 @@ def load_devices(directory: Path) -> dict[str, list[str]]:
 def _save_devices(directory: Path, devices: Mapping[str, list[str]]) -> None:
     """Write ``devices.json`` and the ACL made from it."""
     try:
-        _write_private(
+        write_private(
             directory / DEVICES_FILE, (json.dumps(devices, indent=2, sort_keys=True) + "\n").encode()
         )
-        _write_private(directory / ACL_FILE, render_acl(devices).encode())
+        write_private(directory / ACL_FILE, render_acl(devices).encode())
     except OSError as exc:
         raise HardeningError(f"cannot write the ACL in {directory}: {exc.strerror or exc}") from exc
 
@@ -373,7 +365,7 @@ def _set_password(directory: Path, name: str, password: str | None) -> None:
         kept = [line for line in lines if line.strip() and line.split(":", 1)[0] != name]
         if password is not None:
             kept.append(f"{name}:{password_hash(password)}")
-        _write_private(path, ("\n".join(kept) + "\n").encode() if kept else b"")
+        write_private(path, ("\n".join(kept) + "\n").encode() if kept else b"")
     except OSError as exc:
         raise HardeningError(f"cannot update the password file {path}: {exc.strerror or exc}") from exc
 

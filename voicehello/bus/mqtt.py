@@ -163,6 +163,13 @@ def check_settings(bus: BusSettings) -> None:
         raise BusError("bus.outbox_limit must be >= 1 and bus.session_expiry_s >= 0")
 
 
+def _remember(memory: dict[str, str], key: str, value: str) -> None:
+    """Add to a memory of at most :data:`SEEN_LIMIT` entries, forgetting the oldest."""
+    memory[key] = value
+    while len(memory) > SEEN_LIMIT:
+        del memory[next(iter(memory))]
+
+
 def _topic_of(incoming: mqtt.MQTTMessage) -> str:
     """The topic of an incoming message, or a placeholder when it is not UTF-8."""
     try:
@@ -378,17 +385,6 @@ class BusClient:
             self._save_seen()
         log.info("%s disconnected from the broker", self._device.id)
 
-    # -- replay protection across restarts --------------------------------------------------------
-    @property
-    def _seen_file(self) -> Path:
-        return self.membership.store.keys_dir / SEEN_FILE
-
-    def _load_seen(self) -> None:
-        load_seen(self._seen_file, self._seen, self._clock())
-
-    def _save_seen(self) -> None:
-        save_seen(self._seen_file, self._seen, self._clock())
-
     def _stop_receiver(self) -> None:
         """Let the receiver handle what is already in the inbox (briefly), then end it."""
         deadline = time.monotonic() + STOP_TIMEOUT_S
@@ -399,6 +395,17 @@ class BusClient:
         self._inbox.close()
         if self._receiver is not None:
             self._receiver.join(timeout=5)
+
+    # -- replay protection across restarts --------------------------------------------------------
+    @property
+    def _seen_file(self) -> Path:
+        return self.membership.store.keys_dir / SEEN_FILE
+
+    def _load_seen(self) -> None:
+        load_seen(self._seen_file, self._seen, self._clock())
+
+    def _save_seen(self) -> None:
+        save_seen(self._seen_file, self._seen, self._clock())
 
     # -- setup ------------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -543,9 +550,8 @@ class BusClient:
 
     def _on_mqtt_message(self, _client: mqtt.Client, _userdata: Any, incoming: mqtt.MQTTMessage) -> None:
         """Queue an incoming message under the device its topic names (network thread)."""
-        levels = _topic_of(incoming).split("/", 5)
-        sender = levels[3] if len(levels) > 3 else ""
-        dropped = self._inbox.put(sender, incoming)
+        parts = topics.parse_topic(_topic_of(incoming))
+        dropped = self._inbox.put(parts.device if parts is not None else "", incoming)
         if dropped is not None:
             self._drop(_topic_of(dropped), "too many messages waiting from this device; dropped its oldest")
 
@@ -638,9 +644,7 @@ class BusClient:
         self._deliver(message)
 
     def _remember_pod(self, message: Message, pod: Pod) -> None:
-        self._said_in[message.id] = pod.id
-        while len(self._said_in) > SEEN_LIMIT:
-            del self._said_in[next(iter(self._said_in))]
+        _remember(self._said_in, message.id, pod.id)
 
     # -- messages waiting for their sender's key ---------------------------------------------------
     def _hold(self, waiting: _Waiting) -> None:
@@ -656,13 +660,19 @@ class BusClient:
         for old in dropped:
             self._drop(old.topic, f"unknown sender {old.device} (too many messages waiting for keys)")
 
+    def _take_waiting(self, which: Callable[[_Waiting], bool]) -> list[_Waiting]:
+        """Take the waiting messages ``which`` selects out of the waiting list."""
+        taken: list[_Waiting] = []
+        kept: deque[_Waiting] = deque()
+        with self._waiting_lock:
+            for waiting in self._waiting:
+                (taken if which(waiting) else kept).append(waiting)
+            self._waiting = kept
+        return taken
+
     def _release(self, pod_id: str, device: str) -> None:
         """Open again the messages that waited for ``device``'s key in ``pod_id``."""
-        with self._waiting_lock:
-            ready = [w for w in self._waiting if w.parts.pod == pod_id and w.device == device]
-            for waiting in ready:
-                self._waiting.remove(waiting)
-        for waiting in ready:
+        for waiting in self._take_waiting(lambda w: w.parts.pod == pod_id and w.device == device):
             pod = self.membership.get(pod_id)
             if pod is None:
                 self._drop(waiting.topic, "not a topic of a pod this device is in")
@@ -672,11 +682,7 @@ class BusClient:
     def _expire_waiting(self) -> None:
         """Drop messages whose sender's key did not come within :data:`KEY_WAIT_S`."""
         cutoff = self._clock() - KEY_WAIT_S
-        with self._waiting_lock:
-            stale = [w for w in self._waiting if w.since <= cutoff]
-            for waiting in stale:
-                self._waiting.remove(waiting)
-        for waiting in stale:
+        for waiting in self._take_waiting(lambda w: w.since <= cutoff):
             self._drop(
                 waiting.topic,
                 f"unknown sender {waiting.device} (no key pinned in this pod within {KEY_WAIT_S:g} s)",
@@ -789,9 +795,7 @@ class BusClient:
                     sent.message.intent,
                     event.refused,
                 )
-                self._refused[sent.message.id] = event.refused
-                while len(self._refused) > SEEN_LIMIT:
-                    del self._refused[next(iter(self._refused))]
+                _remember(self._refused, sent.message.id, event.refused)
 
     def _reclaim(self, mids: tuple[int, ...]) -> None:
         """Put messages paho had not got acknowledged back at the front of the outbox."""

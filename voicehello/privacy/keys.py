@@ -132,6 +132,15 @@ def decode_verify_key(verify_key_b64: str) -> VerifyKey:
     return VerifyKey(raw)
 
 
+def is_verify_key(text: str) -> bool:
+    """True when ``text`` is the base64 of a verify key."""
+    try:
+        decode_verify_key(text)
+    except EnvelopeError:
+        return False
+    return True
+
+
 def verify(signed: bytes, verify_key_b64: str) -> bytes:
     """The data inside a NaCl signed message, if ``verify_key_b64`` signed it (else :class:`EnvelopeError`)."""
     key = decode_verify_key(verify_key_b64)

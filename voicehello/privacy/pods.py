@@ -41,7 +41,7 @@ from nacl.secret import SecretBox
 
 from voicehello.config import DEVICE_ID
 from voicehello.errors import InviteError, PrivacyError
-from voicehello.privacy.keys import private_dir, read_private, write_private
+from voicehello.privacy.keys import is_verify_key, private_dir, read_private, write_private
 
 log = logging.getLogger(__name__)
 
@@ -359,7 +359,7 @@ class PodStore:
         if pod is None:
             log.warning("not pinning a key for %s: no current pod %s", device, pod_id)
             return False
-        if not DEVICE_ID.fullmatch(device) or not _is_verify_key(verify_key_b64):
+        if not DEVICE_ID.fullmatch(device) or not is_verify_key(verify_key_b64):
             log.warning("not pinning a malformed key announcement in pod %s", pod.name)
             return False
         pinned = pod.roster.get(device)
@@ -375,10 +375,3 @@ class PodStore:
         self._save(replace(pod, roster={**pod.roster, device: verify_key_b64}))
         log.info("pinned the key of %s in pod %s", device, pod.name)
         return True
-
-
-def _is_verify_key(text: str) -> bool:
-    try:
-        return len(base64.b64decode(text, validate=True)) == 32
-    except (binascii.Error, ValueError):
-        return False
