@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from brokers import started
 from pulse import PulseError, PulseServer, missing_tools
 
 from voicehello.bus.broker import EmbeddedBroker
-from voicehello.errors import BusError
 
 
 def _rescan_portaudio() -> None:
@@ -57,15 +57,6 @@ def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
 # --------------------------------------------------------------------------- Mosquitto
 
 
-def _started(broker: EmbeddedBroker) -> EmbeddedBroker:
-    """``broker`` started, or the test failed (never skipped) with Mosquitto's one-line error."""
-    try:
-        broker.start()
-    except BusError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    return broker
-
-
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     """A private Mosquitto (``EmbeddedBroker``) on a free loopback port, shared by the session.
@@ -73,7 +64,7 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBrok
     Tests sharing it keep apart by using a pod of their own. Fails (never skips) when
     mosquitto is not installed: CI installs it.
     """
-    broker = _started(EmbeddedBroker(tmp_path_factory.mktemp("mosquitto")))
+    broker = started(EmbeddedBroker(tmp_path_factory.mktemp("mosquitto")))
     try:
         yield broker
     finally:
@@ -83,7 +74,7 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBrok
 @pytest.fixture
 def fresh_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     """A Mosquitto of the test's own, for tests that stop, kill or restart the broker."""
-    broker = _started(EmbeddedBroker(tmp_path / "mosquitto"))
+    broker = started(EmbeddedBroker(tmp_path / "mosquitto"))
     try:
         yield broker
     finally:

@@ -21,6 +21,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from brokers import started
 from cryptography.hazmat.primitives import serialization
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
@@ -31,7 +32,6 @@ from voicehello.bus.broker import EmbeddedBroker, find_mosquitto, free_port
 from voicehello.bus.messages import Message, Sender, new_message
 from voicehello.bus.mqtt import BusClient
 from voicehello.config import BusSettings, DeviceSettings, load_settings
-from voicehello.errors import BusError
 from voicehello.privacy.membership import Membership
 
 pytestmark = pytest.mark.integration
@@ -140,11 +140,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory, pods: dict[str, Circle]) ->
     )
     assert broker.tls_dir is not None
     broker.credentials["eve"] = hardening.add_device(broker.tls_dir, "eve", [pods["garden"].id])
-    try:
-        broker.start()
-    except BusError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield broker
+    yield started(broker)
     broker.stop()
 
 
@@ -176,6 +172,21 @@ def _refused(reason: ReasonCode | None) -> bool:
 
 def _payload() -> bytes:
     return f"test-{uuid.uuid4().hex}".encode()
+
+
+def _maya_connects(settings: BusSettings, street: Circle, timeout_s: float) -> bool:
+    """Whether maya's BusClient with ``settings`` gets connected within ``timeout_s``."""
+    bus = BusClient(
+        settings,
+        DeviceSettings(id="maya", name="Maya"),
+        lambda _m: None,
+        membership=street.membership("maya"),
+    )
+    bus.start()
+    try:
+        return bus.wait_connected(timeout_s)
+    finally:
+        bus.stop()
 
 
 # --------------------------------------------------------------------------- who may connect
@@ -214,17 +225,9 @@ def test_a_client_trusting_another_ca_fails_verification(
         host=host, port=port, pod=street.id, tls=True, ca_file=other, username="maya",
         password=broker.credentials["maya"].password, reconnect_min_s=0.2, reconnect_max_s=0.5,
     )  # fmt: skip
-    bus = BusClient(
-        settings,
-        DeviceSettings(id="maya", name="Maya"),
-        lambda _m: None,
-        membership=street.membership("maya"),
+    assert not _maya_connects(settings, street, 2.0), (
+        "connected to a broker whose certificate it cannot verify"
     )
-    bus.start()
-    try:
-        assert not bus.wait_connected(2.0), "connected to a broker whose certificate it cannot verify"
-    finally:
-        bus.stop()
 
 
 def test_hostname_is_verified(broker: EmbeddedBroker, tmp_path: Path) -> None:
@@ -377,17 +380,7 @@ def test_bus_client_with_a_wrong_password_does_not_connect(broker: EmbeddedBroke
     settings = broker.bus_settings(
         "maya", street.id, password="wrong", reconnect_min_s=0.2, reconnect_max_s=0.5
     )
-    bus = BusClient(
-        settings,
-        DeviceSettings(id="maya", name="Maya"),
-        lambda _m: None,
-        membership=street.membership("maya"),
-    )
-    bus.start()
-    try:
-        assert not bus.wait_connected(2.0)
-    finally:
-        bus.stop()
+    assert not _maya_connects(settings, street, 2.0)
 
 
 # --------------------------------------------------------------------------- the command line

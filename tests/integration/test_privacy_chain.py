@@ -30,6 +30,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from announced import Announced
+from brokers import started
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from pods import Circle
@@ -40,7 +41,6 @@ from voicehello.bus.broker import EmbeddedBroker
 from voicehello.bus.messages import KIND_OF_INTENT, Message, Sender, new_message
 from voicehello.bus.mqtt import BusClient
 from voicehello.config import AnnounceSettings, DeviceSettings, PrivacySettings, Settings
-from voicehello.errors import BusError
 from voicehello.privacy import envelope
 from voicehello.privacy.keys import DeviceKeys
 from voicehello.privacy.pods import Pod, encode_invite
@@ -89,11 +89,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory, pods: Street) -> Iterator[E
     )
     assert broker.tls_dir is not None
     broker.credentials["eve"] = hardening.add_device(broker.tls_dir, "eve", [pods.garden.id, pods.street.id])
-    try:
-        broker.start()
-    except BusError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield broker
+    yield started(broker)
     broker.stop()
 
 
