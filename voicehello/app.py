@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from voicehello.announce.phrasing import announcement, in_pod
+from voicehello.announce.policy import AnnouncePolicy
+from voicehello.announce.rates import RateWindows
 from voicehello.announce.speaker import AnnounceEvent, Announcer
 from voicehello.audio import vad
 from voicehello.audio.sources import read_wav
@@ -25,6 +27,7 @@ from voicehello.conversation import Action, Conversation, Publish
 from voicehello.errors import VoicehelloError
 from voicehello.intents.catalog import Catalog, load_catalog
 from voicehello.intents.parser import IntentParser, ParseResult, slot_text
+from voicehello.privacy.held import HeldMessages
 from voicehello.privacy.membership import Membership
 from voicehello.speech.engines import create_recognizer
 from voicehello.speech.recognizer import Recognizer, Transcript, recognize
@@ -171,8 +174,14 @@ class Device:
         )
         self.sender = Sender(device=settings.device.id, name=settings.device.name)
         self.conversation = Conversation(settings.conversation, self.sender, self.catalog, clock)
+        keys_dir = settings.privacy.keys_dir  # held messages and rate windows survive a restart
+        held = HeldMessages(keys_dir)
         self.announcer = announcer or Announcer(
-            settings.announce, on_event=self._on_announce_event, show=show
+            settings.announce,
+            on_event=self._on_announce_event,
+            show=show,
+            policy=AnnouncePolicy(settings.announce, rates=RateWindows(keys_dir)),
+            held=held,
         )
         self.bus = bus or BusClient(
             settings.bus,
@@ -180,6 +189,7 @@ class Device:
             self._on_bus_message,
             membership=Membership.from_settings(settings, clock=clock),
             clock=clock,
+            held=held,
         )
         self.report: Report = report or (lambda line: log.info("%s", line))
         self.on_announce = on_announce
@@ -272,6 +282,7 @@ class Device:
         if message.sender.device == self.sender.device:
             self.conversation.remember_sent(message)  # our own echo (maybe sent by `voicehello say`)
             return
+        message = self._with_pinned_name(message)
         answered = self._answered(message)
         if message.kind in ("reply", "cancel") and answered is None:
             log.debug("%s %s answers a message not spoken or sent here", message.kind, message.id)
@@ -287,6 +298,14 @@ class Device:
             self._waiting[message.id] = message
         self.report(f"received: {_describe_message(message)}")
         self.announcer.submit(message, text)
+
+    def _with_pinned_name(self, message: Message) -> Message:
+        """``message`` with the name pinned with its sender's key in its pod as the sender's name:
+        the ``from.name`` inside a message is never spoken (a member may write any name there)."""
+        pod = self.bus.pod_of(message.id)
+        device = message.sender.device
+        name = device if pod is None else self.bus.membership.display_name(pod.id, device)
+        return replace(message, sender=replace(message.sender, name=name))
 
     def _other_pod(self, message: Message) -> str | None:
         """The name of the pod ``message`` was said in, when it is not this device's default pod."""

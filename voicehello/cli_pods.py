@@ -1,4 +1,4 @@
-"""``voicehello pod create / join / list / leave``."""
+"""``voicehello pod create / invite / join / list / members / accept-name / leave``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from voicehello.config import Settings, load_settings
 from voicehello.privacy.keys import DeviceKeys, fingerprint
 from voicehello.privacy.membership import choose_default
-from voicehello.privacy.pods import Pod, PodStore, clock_time
+from voicehello.privacy.pods import Member, Pod, PodStore, clock_time, invite_conflict, name_holder
 from voicehello.privacy.qr import invite_qr
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def cmd_pod_create(args: argparse.Namespace) -> int:
     hours = None if args.forever else (DEFAULT_HOURS if args.hours is None else args.hours)
     bus = settings.bus
     pod = store.create(args.name, hours, bus.host, bus.port, bus.tls)
-    code = store.invite(pod, (settings.device.id, keys.verify_key_b64))
+    code = store.invite(pod, settings.device.id, keys)
     print(code)
     print(f"pod {pod.name} ({pod.id}) {_ends(pod)}; share the code above with your neighbors")
     if args.qr:
@@ -62,7 +62,7 @@ def cmd_pod_invite(args: argparse.Namespace) -> int:
     settings, store = _store(args)
     keys = DeviceKeys.load_or_create(settings.privacy.keys_dir)
     pod = store.get(args.pod)
-    code = store.invite(pod, (settings.device.id, keys.verify_key_b64))
+    code = store.invite(pod, settings.device.id, keys)
     print(code)
     print(f"pod {pod.name} ({pod.id}) {_ends(pod)}; joiners will know this device's key from the code")
     if args.qr:
@@ -77,6 +77,9 @@ def cmd_pod_join(args: argparse.Namespace) -> int:
     pod = store.join(" ".join(args.code))
     broker = f"{pod.host}:{pod.port}" if pod.host else "this device's broker"
     print(f"joined pod {pod.name} ({pod.id}), {_ends(pod)}; meets on {broker}")
+    for device in pod.members:
+        if device != settings.device.id:
+            print(f"{device}'s key from this code is checked when {device}'s device announces its own")
     bus = settings.bus
     if pod.host and (pod.host, pod.port) != (bus.host, bus.port):
         configured = f"{bus.host}:{bus.port}" if bus.host else "no broker"
@@ -100,7 +103,7 @@ def cmd_pod_list(args: argparse.Namespace) -> int:
     print(f"  {'NAME':32s} {'ID':16s} {'EXPIRES IN':>10s} MEMBERS")
     for pod in pods:
         mark = "*" if pod == default else " "
-        print(f"{mark} {pod.name:32s} {pod.id:16s} {_left(pod, now):>10s} {len(pod.roster)}")
+        print(f"{mark} {pod.name:32s} {pod.id:16s} {_left(pod, now):>10s} {len(pod.members)}")
     if default is None:
         print("(no default pod: set [bus] pod to one of these names)")
     else:
@@ -109,17 +112,50 @@ def cmd_pod_list(args: argparse.Namespace) -> int:
 
 
 def cmd_pod_members(args: argparse.Namespace) -> int:
-    """The devices whose keys this device has pinned in a pod, with fingerprints to compare."""
+    """The devices known in a pod: pinned name, key fingerprint to compare aloud, and anything
+    unconfirmed or contested."""
     settings, store = _store(args)
     pod = store.get(args.pod)
     own = DeviceKeys.load_or_create(settings.privacy.keys_dir).verify_key_b64
     print(f"this device, {settings.device.id}: {fingerprint(own)}")
-    print(f"pod {pod.name} ({pod.id}): keys pinned here (compare them with your neighbors')")
-    others = {device: key for device, key in pod.roster.items() if key != own}
+    print(f"pod {pod.name} ({pod.id}): names and keys pinned here (compare them with your neighbors')")
+    others = {device: member for device, member in pod.members.items() if member.key != own}
     if not others:
         print("  none yet: keys are learned when members' devices connect")
-    for device, key in sorted(others.items()):
-        print(f"  {device:32s} {fingerprint(key)}")
+    for device, member in sorted(others.items()):
+        key = member.key or member.invited_key
+        name = repr(member.name) if member.name else "(no name yet)"
+        print(f"  {device:24s} {name:32s} {fingerprint(key)}")
+        for note in _member_notes(pod, device, member):
+            print(f"      ! {note}")
+    return 0
+
+
+def _member_notes(pod: Pod, device: str, member: Member) -> list[str]:
+    """What is unconfirmed or contested about one member, one line each."""
+    notes: list[str] = []
+    if not member.key:
+        notes.append(f"key from an invite, unconfirmed until {device}'s device announces it")
+    holder = name_holder(pod, device)
+    if holder is not None:
+        notes.append(
+            f"{holder} was called {member.name!r} first: announced as 'someone calling themselves ...'"
+        )
+    if member.new_name:
+        notes.append(
+            f"now calls themselves {member.new_name!r}: "
+            f"run `voicehello pod accept-name {pod.name} {device}` to announce them so"
+        )
+    if member.refused_invite_key and member.key:
+        notes.append(invite_conflict(pod.name, device, member.refused_invite_key, member.key))
+    return notes
+
+
+def cmd_pod_accept_name(args: argparse.Namespace) -> int:
+    """Announce a member by the new name it gave itself."""
+    _, store = _store(args)
+    member = store.accept_name(args.pod, args.device)
+    print(f"{args.device} is now announced as {member.name!r}")
     return 0
 
 
@@ -132,7 +168,7 @@ def cmd_pod_leave(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add ``pod create / join / list / leave`` to the ``voicehello`` parser."""
+    """Add ``pod create / invite / join / list / members / accept-name / leave`` to the parser."""
     pods = sub.add_parser("pod", help="circles of neighbors: create, join, list, leave").add_subparsers(
         dest="pod_command", metavar="ACTION", required=True
     )
@@ -165,6 +201,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("pod", metavar="NAME_OR_ID")
     p.set_defaults(func=cmd_pod_members)
+
+    p = pods.add_parser(
+        "accept-name", parents=[common], help="announce a member by the new name it gave itself"
+    )
+    p.add_argument("pod", metavar="NAME_OR_ID")
+    p.add_argument("device", metavar="DEVICE", help="the member's device id (see `pod members`)")
+    p.set_defaults(func=cmd_pod_accept_name)
 
     p = pods.add_parser("leave", parents=[common], help="leave a pod and delete its key")
     p.add_argument("pod", metavar="NAME_OR_ID")

@@ -26,7 +26,7 @@ from voicehello.privacy.envelope import (
     seal_key_announcement,
 )
 from voicehello.privacy.keys import KEY_FILE, DeviceKeys, verify
-from voicehello.privacy.pods import INVITE_PREFIX, Pod, PodStore
+from voicehello.privacy.pods import INVITE_PREFIX, Member, Pod, PodStore
 
 NOW = 1_800_000_000.0
 WINDOW = 300.0
@@ -105,23 +105,29 @@ def test_invite_round_trip(store: PodStore, other_store: PodStore) -> None:
     assert _mode(other_store.directory) == 0o700
 
 
-def test_the_inviters_key_travels_in_the_code_and_is_pinned_at_joining(
+def test_the_inviters_key_travels_in_the_code_and_is_provisional_until_its_topic_confirms_it(
     store: PodStore, other_store: PodStore, tmp_path: Path
 ) -> None:
     alice = DeviceKeys.generate()
     pod = store.create("dinner", 2, "", 1883, False)
-    plain, signed = store.invite(pod), store.invite(pod, ("alice", alice.verify_key_b64))
-    assert len(signed) - len(plain) < 80, "the inviter (id + 32-byte key) adds about 75 characters"
+    plain, signed = store.invite(pod), store.invite(pod, "alice", alice)
+    assert len(signed) - len(plain) < 200, (
+        "the inviter (id, 32-byte key, 64-byte signature) adds ~195 characters"
+    )
     joined = other_store.join(signed)
-    assert joined.roster == {"alice": alice.verify_key_b64}
+    assert joined.members == {"alice": Member(invited_key=alice.verify_key_b64)}
+    assert joined.roster == {}, "a provisional key opens no message"
+    assert other_store.learn(pod.id, "alice", alice.verify_key_b64, "Alice")  # her own key topic confirms it
+    assert other_store.get(pod.id).roster == {"alice": alice.verify_key_b64}
     squatter = DeviceKeys.generate()
     assert not other_store.learn(pod.id, "alice", squatter.verify_key_b64), (
         "a second key for alice is refused"
     )
     bob = DeviceKeys.generate()
-    again = other_store.join(store.invite(pod, ("bob", bob.verify_key_b64)))  # a second member's invite
-    assert again.roster == {"alice": alice.verify_key_b64, "bob": bob.verify_key_b64}
-    assert PodStore(tmp_path / "carol").join(plain).roster == {}, "an invite without an inviter pins nothing"
+    again = other_store.join(store.invite(pod, "bob", bob))  # a second member's invite
+    assert again.roster == {"alice": alice.verify_key_b64}
+    assert again.members["bob"] == Member(invited_key=bob.verify_key_b64)
+    assert PodStore(tmp_path / "carol").join(plain).members == {}, "an invite without an inviter pins nothing"
 
 
 def test_a_version_1_code_is_still_accepted(store: PodStore, other_store: PodStore) -> None:
@@ -138,7 +144,7 @@ def test_a_version_1_code_is_still_accepted(store: PodStore, other_store: PodSto
 def test_forever_pod_and_spoken_form(store: PodStore, other_store: PodStore) -> None:
     pod = store.create("street", None, "", 1883, False)
     code = store.invite(pod).upper().replace("-", " ")  # as typed after hearing it
-    joined = other_store.join(code.replace("VH1 ", "vh1-", 1))
+    joined = other_store.join(code)  # "VH1 AEBQ ...": the space stands for the dash too
     assert joined.expires is None
     assert joined.key == pod.key
 
@@ -390,16 +396,18 @@ def test_key_announcement_and_tofu(
 ) -> None:
     payload = seal_key_announcement(pod, alice, "alice", "Alice at 12", now=NOW)
     assert b"alice" not in payload
-    device, key = open_key_announcement(payload, pod, NOW)
-    assert (device, key) == ("alice", alice.verify_key_b64)
+    announced = open_key_announcement(payload, pod, NOW)
+    device, key = announced.device, announced.key
+    assert (device, key, announced.name) == ("alice", alice.verify_key_b64, "Alice at 12")
     assert store.learn(pod.id, device, key)
     assert store.learn(pod.id, device, key)  # the same key again is fine
     assert store.get(pod.id).roster == {"alice": alice.verify_key_b64}
 
     usurper = DeviceKeys.generate()
-    device, key = open_key_announcement(
+    announced = open_key_announcement(
         seal_key_announcement(pod, usurper, "alice", "Alice", now=NOW), pod, NOW
     )
+    device, key = announced.device, announced.key
     with caplog.at_level(logging.WARNING):
         assert not store.learn(pod.id, device, key)
     assert "refused a new key for alice" in caplog.text

@@ -13,7 +13,8 @@ signed message (64-byte Ed25519 signature + data):
   device key (pinned in the pod roster);
 * on ``voicehello/v1/<pod id>/<device>/key`` (retained): data = UTF-8 JSON
   ``{"v": 1, "device": "...", "name": "...", "key": "<verify key b64>", "ts": <unix>}``,
-  signed by the announced key itself.
+  signed by the announced key itself. Members pin the name with the key: it is the only name
+  they ever speak for that device (a message's own ``from.name`` is never spoken).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import math
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from nacl.exceptions import CryptoError
@@ -36,7 +38,14 @@ from voicehello.errors import EnvelopeError, MessageError, ReplayError, UnknownS
 from voicehello.privacy.keys import SIGNATURE_BYTES, DeviceKeys, verify
 from voicehello.privacy.pods import Pod, PodStore
 
-__all__ = ["key_topic", "open_key_announcement", "open_message", "seal", "seal_key_announcement"]
+__all__ = [
+    "KeyAnnouncement",
+    "key_topic",
+    "open_key_announcement",
+    "open_message",
+    "seal",
+    "seal_key_announcement",
+]
 
 VERSION = 1
 MAX_ENVELOPE_BYTES = 8192
@@ -213,11 +222,23 @@ def seal_key_announcement(
     return _box(pod, keys.sign(data))
 
 
+@dataclass(frozen=True)
+class KeyAnnouncement:
+    """What a device announced on its key topic, its signature checked."""
+
+    device: str
+    """The announcing device's id."""
+    name: str
+    """The display name it wants to be announced with (as sent: clean it before use)."""
+    key: str
+    """Its verify key (base64), which signed the announcement."""
+
+
 def open_key_announcement(
     payload: bytes, pod: Pod, now: float, *, topic_device: str | None = None
-) -> tuple[str, str]:
-    """``(device, verify_key_b64)`` from a key announcement (:class:`EnvelopeError` if anything is
-    wrong). The caller pins the key with :meth:`PodStore.learn`."""
+) -> KeyAnnouncement:
+    """The key announcement in ``payload`` (:class:`EnvelopeError` if anything is wrong). The
+    caller pins its key and name with :meth:`PodStore.learn`."""
     signed = _unbox(payload, pod)
     announcement = _parse_announcement(signed[SIGNATURE_BYTES:])
     device, key = announcement["device"], announcement["key"]
@@ -226,7 +247,7 @@ def open_key_announcement(
         raise EnvelopeError(f"key of {device} was published as {topic_device}")
     if announcement["ts"] > now + MAX_ANNOUNCEMENT_AHEAD_S:
         raise EnvelopeError(f"key announcement of {device} is dated in the future")
-    return device, key
+    return KeyAnnouncement(device=device, name=announcement["name"], key=key)
 
 
 def _parse_announcement(data: bytes) -> dict[str, Any]:

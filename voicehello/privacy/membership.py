@@ -3,7 +3,8 @@
 :class:`Membership` keeps the current pods in memory (reloaded by :meth:`Membership.refresh`,
 which the bus calls every second, so a pod joined, left or over while the daemon runs is
 picked up), pins this device's own key in each of them, seals outgoing messages and opens
-incoming ones against the pinned keys, and learns neighbors' keys from their announcements.
+incoming ones against the pinned keys, learns neighbors' keys and names from their
+announcements, and tells the name to speak for a neighbor (:meth:`Membership.display_name`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from voicehello.errors import EnvelopeError, PrivacyError
 from voicehello.privacy import envelope
 from voicehello.privacy.envelope import Seen
 from voicehello.privacy.keys import DeviceKeys
-from voicehello.privacy.pods import POD_ID, Pod, PodStore, pod_name
+from voicehello.privacy.pods import POD_ID, Pod, PodStore, clean_name, pod_name, spoken_name
 
 log = logging.getLogger(__name__)
 
@@ -164,11 +165,13 @@ class Membership:
         return PodChanges(joined, left)
 
     def _pin_own_key(self, pod: Pod) -> Pod:
-        """``pod`` with this device's own key in its roster (so its own messages open too)."""
+        """``pod`` with this device's own key and name in its roster (so its own messages open
+        too, and no neighbor's device can take its name here)."""
         own = self.keys.verify_key_b64
-        if pod.roster.get(self.device.id) == own:
+        member = pod.members.get(self.device.id)
+        if member is not None and member.key == own and member.name == clean_name(self.device.name):
             return pod
-        if self.device.id in pod.roster:
+        if member is not None and member.key and member.key != own:
             log.error(
                 "pod %s has another key pinned for this device's id %r: neighbors will not accept its "
                 "messages there; pick another [device] id, or leave and rejoin the pod",
@@ -176,7 +179,7 @@ class Membership:
                 self.device.id,
             )
             return pod
-        if not self.store.learn(pod.id, self.device.id, own):
+        if not self.store.pin_own(pod.id, self.device.id, own, self.device.name):
             return pod
         try:
             return self.store.get(pod.id)
@@ -215,21 +218,33 @@ class Membership:
         return envelope.seal_key_announcement(pod, self.keys, self.device.id, name, self._clock())
 
     def learn(self, payload: bytes, pod: Pod, topic_device: str) -> str | None:
-        """Pin the key a member announced on its key topic in ``pod`` (trust on first use).
+        """Pin the key and name a member announced on its key topic in ``pod`` (trust on first
+        use; a provisional invite key gives way to it, see :meth:`PodStore.learn`).
 
         Returns the device whose key is now pinned, ``None`` when a different key was already
         pinned for it (logged by the store); :class:`EnvelopeError` when the payload is bad."""
-        device, key = envelope.open_key_announcement(payload, pod, self._clock(), topic_device=topic_device)
+        announced = envelope.open_key_announcement(payload, pod, self._clock(), topic_device=topic_device)
+        device = announced.device
         if device == self.device.id:
-            if key != self.keys.verify_key_b64:
+            if announced.key != self.keys.verify_key_b64:
                 raise EnvelopeError(f"a key announcement claims this device's id {device!r} with another key")
             return device
-        if pod.roster.get(device) == key:
-            return device
-        if not self.store.learn(pod.id, device, key):
+        member = pod.members.get(device)
+        name = clean_name(announced.name)
+        if member is not None and member.key == announced.key and name in {member.name, member.new_name}:
+            return device  # nothing new (announcements come again on every reconnect)
+        if not self.store.learn(pod.id, device, announced.key, announced.name):
             return None
         self._reload(pod.id)
         return device
+
+    def display_name(self, pod_id: str, device: str) -> str:
+        """The name to speak for ``device``'s messages in the pod ``pod_id``: the name pinned with
+        its key, marked ("someone calling themselves Maya") when another device of the pod held
+        it first; the device id when none is pinned or the pod is unknown. Never a name carried
+        inside a message."""
+        pod = self.get(pod_id)
+        return device if pod is None else spoken_name(pod, device)
 
     def _reload(self, pod_id: str) -> None:
         """Read one pod again (its roster changed)."""
