@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import datetime
+import json
+import logging
+import stat
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from voicehello.announce import policy as policy_module
 from voicehello.announce.policy import AnnouncePolicy, Decision, QuietHours
+from voicehello.announce.rates import RATES_FILE, RateWindows
 from voicehello.bus.messages import Message, Sender, new_message
 from voicehello.config import AnnounceSettings
 from voicehello.errors import ConfigError
@@ -216,3 +221,61 @@ def test_rules_apply_in_order(clock: Clock) -> None:
     old = message(clock, SAM, ttl_s=1)
     clock.advance(2)
     assert policy.decide(old).reason == "expired"
+
+
+# -- rate-limit windows across restarts --------------------------------------------------
+
+
+def restarted(clock: Clock, directory: Path, **settings: object) -> AnnouncePolicy:
+    """A policy as a daemon (re)starting on ``directory`` makes it."""
+    return AnnouncePolicy(
+        AnnounceSettings(**settings),  # type: ignore[arg-type]
+        clock=clock,
+        local_time=clock.local,
+        rates=RateWindows(directory),
+    )
+
+
+def test_rate_windows_survive_a_restart(clock: Clock, tmp_path: Path) -> None:
+    """The windows are on disk as soon as an announcement is counted: the policy is simply
+    dropped (as by kill -9), never closed."""
+    before = restarted(clock, tmp_path, rate_limit=4, rate_window_s=60)
+    assert [before.decide(message(clock)).action for _ in range(4)] == ["speak"] * 4
+    clock.advance(30)
+    after = restarted(clock, tmp_path, rate_limit=4, rate_window_s=60)
+    assert after.decide(message(clock)).reason == "rate limit: maya-12 already had 4 in 60 s"
+    assert after.decide(message(clock, SAM)).action == "speak", "another neighbor's share is untouched"
+    clock.advance(30)  # the four have left the window
+    assert restarted(clock, tmp_path, rate_limit=4, rate_window_s=60).decide(message(clock)).action == "speak"
+
+
+def test_the_rates_file_holds_device_ids_and_times_only(clock: Clock, tmp_path: Path) -> None:
+    policy = restarted(clock, tmp_path, rate_window_s=60)
+    policy.decide(message(clock))
+    clock.advance(61)
+    policy.decide(message(clock, SAM))
+    path = tmp_path / RATES_FILE
+    assert json.loads(path.read_text(encoding="utf-8")) == {"v": 1, "windows": {"sam-4": [clock.now]}}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_times_from_a_clock_set_back_count_as_now(clock: Clock, tmp_path: Path) -> None:
+    """A window dated ahead (the clock went back) does not silence a neighbor for longer."""
+    restarted(clock, tmp_path, rate_limit=1, rate_window_s=60).decide(message(clock))
+    clock.advance(-3600)
+    policy = restarted(clock, tmp_path, rate_limit=1, rate_window_s=60)
+    assert policy.decide(message(clock)).action == "drop"
+    clock.advance(60)
+    assert policy.decide(message(clock)).action == "speak"
+
+
+def test_a_bad_rates_file_is_one_warning(
+    clock: Clock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / RATES_FILE).write_text('{"v": 1, "windows": {"maya-12": ["soon"]}}', encoding="utf-8")
+    (tmp_path / RATES_FILE).chmod(0o600)
+    with caplog.at_level(logging.WARNING):
+        policy = restarted(clock, tmp_path)
+    assert len(caplog.records) == 1
+    assert "ignoring" in caplog.records[0].getMessage()
+    assert policy.decide(message(clock)).action == "speak"

@@ -3,7 +3,9 @@
 Pure logic with injected clocks (``clock`` for Unix time, ``local_time`` for the wall-clock time
 of day), so every rule is unit-testable without waiting. :meth:`AnnouncePolicy.decide` is called
 once per message; messages it queues during quiet hours come back from
-:meth:`AnnouncePolicy.release` once the quiet hours are over, checked again.
+:meth:`AnnouncePolicy.release` once the quiet hours are over, checked again. With a
+:class:`~voicehello.announce.rates.RateWindows` store, the rate-limit windows are written to disk
+whenever an announcement is counted, and read back at construction, so they survive a restart.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from voicehello.announce.rates import RateWindows
 from voicehello.bus.messages import Message
 from voicehello.config import QUIET_HOURS, AnnounceSettings
 from voicehello.errors import ConfigError
@@ -86,6 +89,8 @@ class AnnouncePolicy:
         settings: AnnounceSettings,
         clock: Callable[[], float] = time.time,
         local_time: Callable[[], datetime.time] | None = None,
+        *,
+        rates: RateWindows | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -96,7 +101,10 @@ class AnnouncePolicy:
         """Message id -> its expiry time."""
         self._expiries: list[tuple[float, str]] = []
         """Heap of (expiry, id), to forget ids once their messages have expired."""
-        self._windows: dict[str, deque[float]] = {}
+        self._rates = rates
+        self._windows: dict[str, deque[float]] = (
+            rates.load(clock(), settings.rate_window_s) if rates is not None else {}
+        )
         """Sender device -> times of its recent spoken announcements."""
         self._queued: OrderedDict[str, Message] = OrderedDict()
 
@@ -139,6 +147,8 @@ class AnnouncePolicy:
         window.append(now)
         if len(self._windows) > MAX_NEIGHBORS:
             self._sweep_windows(now)
+        if self._rates is not None:  # on disk before the announcement is spoken
+            self._rates.save(self._windows, now, self.settings.rate_window_s)
         return None
 
     def _sweep_windows(self, now: float) -> None:

@@ -10,6 +10,10 @@ espeak-ng's ``AUDIO_OUTPUT_RETRIEVAL`` callback; voice, rate and volume set thro
 engine) whose audio is played from memory through ``sounddevice``. pyttsx3's own driver writes
 every utterance to a temporary WAV file and runs ``aplay``; here no audio ever touches the disk.
 
+Messages the policy holds for after the quiet hours are also kept on disk, sealed as they came
+from the broker (:class:`~voicehello.privacy.held.HeldMessages`), until they are spoken,
+printed or dropped, so that a restart does not lose them.
+
 A watchdog kills a child that makes no progress for ``tts_timeout_s`` (or dies), starts a fresh
 one and goes on with the next announcement. Without a usable output device the announcer prints
 instead, with one log line; it never raises into its caller.
@@ -41,6 +45,7 @@ from voicehello.announce.policy import AnnouncePolicy, Decision
 from voicehello.bus.messages import Message
 from voicehello.config import AnnounceSettings
 from voicehello.errors import SpeakerError
+from voicehello.privacy.held import HeldMessages
 
 log = logging.getLogger(__name__)
 
@@ -442,6 +447,7 @@ class Announcer:
         clock: Callable[[], float] = time.time,
         policy: AnnouncePolicy | None = None,
         show: Callable[[str], None] | None = None,
+        held: HeldMessages | None = None,
     ) -> None:
         self.settings = settings
         self.show = show or _print_line
@@ -449,6 +455,8 @@ class Announcer:
         self.on_event = on_event
         self.clock = clock
         self.policy = policy or AnnouncePolicy(settings, clock)
+        self.held = held
+        """Where messages held for quiet hours are kept sealed (``None``: in memory only)."""
         self._inbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self._changed = threading.Condition()
         self._backlog: deque[_Job] = deque()
@@ -609,6 +617,8 @@ class Announcer:
             self._drop(message.id, text, decision.reason)
         elif decision.action == "queue":
             self._queued_texts[message.id] = text
+            if self.held is not None:
+                self.held.keep(message.id)
             log.info("message %s held: %s", message.id[:8], decision.reason)
             self._emit("queued", message.id, text, decision.reason)
         elif len(self._backlog) >= MAX_BACKLOG:
@@ -757,6 +767,8 @@ class Announcer:
             self._fall_back("tts", f"cannot start the text-to-speech process: {exc}")
 
     def _emit(self, kind: EventKind, message_id: str, text: str, reason: str = "") -> None:
+        if self.held is not None and message_id and kind in ("printed", "finished", "dropped"):
+            self.held.forget(message_id)  # done with: no longer held on disk
         if self.on_event is None:
             return
         try:

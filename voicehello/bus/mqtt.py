@@ -38,7 +38,6 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import paho.mqtt.client as mqtt
@@ -51,7 +50,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from voicehello.bus import topics
 from voicehello.bus.inbox import FairInbox
 from voicehello.bus.messages import Message
-from voicehello.bus.seen import SEEN_FILE, SEEN_LIMIT, SeenIds, load_seen, save_seen
+from voicehello.bus.seen import SEEN_LIMIT, SeenIds
 from voicehello.config import BusSettings, DeviceSettings
 from voicehello.errors import (
     BusError,
@@ -61,6 +60,7 @@ from voicehello.errors import (
     ReplayError,
     UnknownSenderError,
 )
+from voicehello.privacy.held import HeldMessages, Sealed
 from voicehello.privacy.membership import Membership
 from voicehello.privacy.pods import Pod
 
@@ -80,8 +80,6 @@ STOP_TIMEOUT_S = 2.0
 KEY_WAIT_S = 30.0
 """How long a pod member's message waits for its sender's key announcement before it is dropped
 (after a reconnect, queued messages can arrive before the retained keys)."""
-SAVE_SEEN_S = 10.0
-"""How often the ids received since the last save are written to :data:`SEEN_FILE`."""
 KEY_WAIT_LIMIT = 200
 """Most messages waiting for a key (the oldest are dropped first)."""
 
@@ -137,6 +135,18 @@ class _Outgoing:
 
 
 @dataclass(frozen=True)
+class _AlreadySeen:
+    """The replay check for a held message opened again after a restart: its id was received
+    (and written down) before, so it is not new, but it is not a replay either."""
+
+    seen: SeenIds
+
+    def first(self, message_id: str, expires: float, now: float, /) -> bool:
+        self.seen.first(message_id, expires, now)  # remembered again, should the files be gone
+        return True
+
+
+@dataclass(frozen=True)
 class _Waiting:
     """A pod member's message held until its sender's key is known."""
 
@@ -188,7 +198,8 @@ class BusClient:
 
     ``on_message`` gets every valid, unexpired message of the device's pods exactly once per id
     (this device's own included), on the client's receiver thread, once its envelope opened and its
-    signature checked (:meth:`pod_of` tells in which pod it was said). ``on_presence(device,
+    signature checked (:meth:`pod_of` tells in which pod it was said); with ``held``, the messages
+    held for quiet hours before a restart come once more at :meth:`start`, opened again. ``on_presence(device,
     online)`` gets the other devices' status. With ``listen=False`` the client only sends
     (``voicehello say``): its own client id, a clean session, no subscriptions, no presence.
     Presence and the last will are in the device's default pod only.
@@ -204,6 +215,7 @@ class BusClient:
         on_presence: Callable[[str, bool], None] | None = None,
         clock: Callable[[], float] = time.time,
         listen: bool = True,
+        held: HeldMessages | None = None,
     ) -> None:
         self._bus = bus
         self._device = device
@@ -211,6 +223,7 @@ class BusClient:
         self._on_presence = on_presence
         self._clock = clock
         self._listen = listen
+        self._held = held
         self.client_id = (
             f"voicehello-{device.id}" if listen else f"voicehello-{device.id}-send-{uuid.uuid4().hex[:8]}"
         )
@@ -274,7 +287,8 @@ class BusClient:
                 return
         check_settings(self._bus)
         if self._listen:
-            self._load_seen()
+            self._seen.keep_in(self.membership.store.keys_dir, self._clock())
+            self._restore_held()
         client = self._make_client()
         try:
             client.connect_async(
@@ -382,7 +396,7 @@ class BusClient:
         self._connected.clear()
         self._stop_receiver()
         if self._listen:
-            self._save_seen()
+            self._seen.close(self._clock())
         log.info("%s disconnected from the broker", self._device.id)
 
     def _stop_receiver(self) -> None:
@@ -396,16 +410,32 @@ class BusClient:
         if self._receiver is not None:
             self._receiver.join(timeout=5)
 
-    # -- replay protection across restarts --------------------------------------------------------
-    @property
-    def _seen_file(self) -> Path:
-        return self.membership.store.keys_dir / SEEN_FILE
-
-    def _load_seen(self) -> None:
-        load_seen(self._seen_file, self._seen, self._clock())
-
-    def _save_seen(self) -> None:
-        save_seen(self._seen_file, self._seen, self._clock())
+    # -- messages held for quiet hours, across restarts --------------------------------------------
+    def _restore_held(self) -> None:
+        """Open again the messages held (sealed) for quiet hours before a restart and deliver
+        them once more, oldest first; one log line for how many, one for each that cannot be."""
+        stored = self._held.stored() if self._held is not None else []
+        if self._held is None or not stored:
+            return
+        restored: list[tuple[Message, Pod, Sealed]] = []
+        for sealed in stored:
+            pod = self.membership.get(sealed.pod)
+            try:
+                if pod is None:
+                    raise EnvelopeError(f"this device is no longer in pod {sealed.pod}")
+                message = self.membership.open(sealed.payload, pod, sealed.device, _AlreadySeen(self._seen))
+            except EnvelopeError as exc:
+                log.warning("held message %s not restored: %s; deleted", sealed.message_id[:8], exc)
+                self._held.forget(sealed.message_id)
+                continue
+            restored.append((message, pod, sealed))
+        log.info(
+            "restored %d of %d message(s) held for quiet hours before the restart", len(restored), len(stored)
+        )
+        for message, pod, sealed in sorted(restored, key=lambda item: item[0].ts):
+            self._held.note(sealed)
+            self._remember_pod(message, pod)
+            self._deliver(message)
 
     # -- setup ------------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -641,6 +671,8 @@ class BusClient:
             self._drop(topic, str(exc))
             return
         self._remember_pod(message, pod)
+        if self._held is not None:  # kept on disk, still sealed, if the announcer holds it
+            self._held.note(Sealed(message.id, message.expires, pod.id, parts.device, payload))
         self._deliver(message)
 
     def _remember_pod(self, message: Message, pod: Pod) -> None:
@@ -714,10 +746,8 @@ class BusClient:
         """Hand the outbox to paho while connected; take back what a lost connection left unacked.
 
         Every :data:`HOUSEKEEPING_S`, busy or not: drop expired messages, follow pod changes,
-        give up on messages that waited too long for a key; every :data:`SAVE_SEEN_S`, save
-        the ids received."""
+        give up on messages that waited too long for a key."""
         next_housekeeping = time.monotonic() + HOUSEKEEPING_S
-        next_save = time.monotonic() + SAVE_SEEN_S
         while True:
             try:
                 event: _Event | None = self._events.get(timeout=HOUSEKEEPING_S)
@@ -739,9 +769,6 @@ class BusClient:
                     self._changed.notify_all()
                 if housekeeping:
                     self._expire_waiting()
-                if self._listen and time.monotonic() >= next_save:
-                    next_save = time.monotonic() + SAVE_SEEN_S
-                    self._save_seen()
             except Exception:
                 log.exception("error in the bus sender; carrying on")
 
@@ -753,6 +780,9 @@ class BusClient:
             log.error("cannot read this device's pods: %s", exc)
             return
         gone = {pod.id for pod in changes.left}
+        if self._held is not None:
+            for pod_id in gone:
+                self._held.forget_pod(pod_id)
         for outgoing in [o for o in self._outbox if o.pod in gone]:
             log.warning(
                 "message %s (%s) not sent: its pod is over", outgoing.message.id, outgoing.message.intent
