@@ -282,6 +282,7 @@ class Device:
         if message.sender.device == self.sender.device:
             self.conversation.remember_sent(message)  # our own echo (maybe sent by `voicehello say`)
             return
+        message = self._with_pinned_name(message)
         answered = self._answered(message)
         if message.kind in ("reply", "cancel") and answered is None:
             log.debug("%s %s answers a message not spoken or sent here", message.kind, message.id)
@@ -297,6 +298,14 @@ class Device:
             self._waiting[message.id] = message
         self.report(f"received: {_describe_message(message)}")
         self.announcer.submit(message, text)
+
+    def _with_pinned_name(self, message: Message) -> Message:
+        """``message`` with the name pinned with its sender's key in its pod as the sender's name:
+        the ``from.name`` inside a message is never spoken (a member may write any name there)."""
+        pod = self.bus.pod_of(message.id)
+        device = message.sender.device
+        name = device if pod is None else self.bus.membership.display_name(pod.id, device)
+        return replace(message, sender=replace(message.sender, name=name))
 
     def _other_pod(self, message: Message) -> str | None:
         """The name of the pod ``message`` was said in, when it is not this device's default pod."""
