@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from voicehello.privacy.keys import DeviceKeys
+from voicehello.privacy.keys import DeviceKeys, fingerprint
 from voicehello.privacy.pods import PodStore
 
 pytestmark = pytest.mark.integration
@@ -185,7 +185,9 @@ def test_members_shows_fingerprints_neighbors_can_compare(voicehello: Run, tmp_p
     assert bob_says.startswith("this device, bob: ")
     bob_fingerprint = bob_says.removeprefix("this device, bob: ")
     assert re.fullmatch(r"[a-z2-7]{4}(-[a-z2-7]{4}){3}", bob_fingerprint), bob_fingerprint
-    assert f"bob {' ' * 29}{bob_fingerprint}" in seen_by_alice
+    assert re.search(rf"^  bob +\(no name yet\) +{bob_fingerprint}$", seen_by_alice, re.MULTILINE), (
+        seen_by_alice
+    )
     assert bob_fingerprint not in seen_by_alice.splitlines()[0], "alice's own line shows her key"
     _one_line_error(voicehello("pod", "members", "garden", env=_env(alice)), "no pod 'garden'")
 
@@ -210,3 +212,53 @@ def test_a_joiner_knows_the_inviters_key_from_the_code(voicehello: Run, tmp_path
     assert "bob" in carols
     assert "alice" not in carols, "an invite carries its inviter's key only"
     _one_line_error(voicehello("pod", "invite", "garden", env=_env(alice)), "no pod 'garden'")
+
+
+def test_members_shows_names_pinned_with_keys_and_a_forged_invite(voicehello: Run, tmp_path: Path) -> None:
+    """sam joins with a code mallory signed naming maya; then maya's own key topic announces
+    maya's real key (what sam's daemon does, done here with the store), and mallory announces a
+    name maya already holds, then renames: `pod members` shows each, and accept-name adopts."""
+    maya = _config(tmp_path / "maya", "keys", '[device]\nid = "maya"\nname = "Maya"\n')
+    sam = _config(tmp_path / "sam", "keys", '[device]\nid = "sam"\n')
+    assert voicehello("pod", "create", "street", "--forever", env=_env(maya)).returncode == 0
+    mayas = PodStore(tmp_path / "maya" / "keys")
+    pod = mayas.get("street")
+    mallory = DeviceKeys.generate()
+    forged = mayas.invite(pod, "maya", mallory)  # any member can write this: mallory signs it
+    joined = voicehello("pod", "join", forged, env=_env(sam))
+    assert joined.returncode == 0, joined.stderr
+    assert "maya's key from this code is checked when maya's device announces its own" in joined.stdout
+    unconfirmed = voicehello("pod", "members", "street", env=_env(sam)).stdout
+    assert "key from an invite, unconfirmed until maya's device announces it" in unconfirmed
+
+    sams = PodStore(tmp_path / "sam" / "keys")
+    maya_key = DeviceKeys.load_or_create(tmp_path / "maya" / "keys").verify_key_b64
+    assert sams.learn(pod.id, "maya", maya_key, "Maya")
+    assert sams.learn(pod.id, "mallory", mallory.verify_key_b64, "maya ")
+    assert sams.learn(pod.id, "mallory", mallory.verify_key_b64, "Mallory")
+    members = voicehello("pod", "members", "street", env=_env(sam)).stdout
+    assert re.search(rf"^  maya +'Maya' +{fingerprint(maya_key)}$", members, re.MULTILINE), members
+    assert (
+        "the invite you joined pod street with named maya with a key maya does not use "
+        f"(invite {fingerprint(mallory.verify_key_b64)}, maya's own key topic {fingerprint(maya_key)})"
+    ) in members
+    assert re.search(rf"^  mallory +'maya' +{fingerprint(mallory.verify_key_b64)}$", members, re.MULTILINE)
+    assert "maya was called 'maya' first: announced as 'someone calling themselves ...'" in members
+    assert "now calls themselves 'Mallory': run `voicehello pod accept-name street mallory`" in members
+
+    accepted = voicehello("pod", "accept-name", "street", "mallory", env=_env(sam))
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout == "mallory is now announced as 'Mallory'\n"
+    after = voicehello("pod", "members", "street", env=_env(sam)).stdout
+    assert "'Mallory'" in after
+    assert "someone calling themselves" not in after
+    _one_line_error(voicehello("pod", "accept-name", "street", "mallory", env=_env(sam)), "no new name")
+
+
+def test_a_code_typed_with_spaces_for_dashes_joins(voicehello: Run, tmp_path: Path) -> None:
+    alice = _config(tmp_path / "alice", "keys")
+    code = voicehello("pod", "create", "street", "--forever", env=_env(alice)).stdout.splitlines()[0]
+    spoken = code.upper().replace("-", " ").split()  # "VH1 AEBQ ...", as separate arguments
+    joined = voicehello("pod", "join", *spoken, env=_env(_config(tmp_path / "bob", "keys")))
+    assert joined.returncode == 0, joined.stderr
+    assert "joined pod street" in joined.stdout
