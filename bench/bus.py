@@ -17,7 +17,10 @@ What it measures, all in this one process against a private Mosquitto (``Embedde
    (QoS 1, nothing lost), the per-neighbor rate limit holds, and a message from another
    neighbor sent in the middle of the burst is still announced promptly;
 5. the privacy envelope alone: sealing (sign + encrypt) and opening (decrypt + verify + schema
-   check) one message, in microseconds.
+   check) one message, in microseconds;
+6. what surviving a crash costs: a received id fsync'd to ``seen.log`` (every message), a
+   message held for quiet hours written sealed and deleted again, the rate-limit windows
+   written (every announcement).
 
 Every message travels sealed for a pod (the devices' keys and pods are made in a temp dir,
 each measurement in a pod of its own), so 1-4 include the envelope's cost.
@@ -41,6 +44,8 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+import uuid  # noqa: E402
+from collections import deque  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import dataclass, field, replace  # noqa: E402
 
@@ -49,6 +54,7 @@ from pods import Circle  # type: ignore[import-not-found]  # noqa: E402  # tests
 from bench import report  # noqa: E402
 from bench.measure import median, percentile  # noqa: E402
 from bench.report import Row  # noqa: E402
+from voicehello.announce.rates import RateWindows  # noqa: E402
 from voicehello.announce.speaker import AnnounceEvent  # noqa: E402
 from voicehello.app import Device  # noqa: E402
 from voicehello.bus.broker import EmbeddedBroker  # noqa: E402
@@ -62,6 +68,7 @@ from voicehello.config import (  # noqa: E402
     PrivacySettings,
     Settings,
 )
+from voicehello.privacy.held import HeldMessages, Sealed  # noqa: E402
 
 README = PROJECT_DIR / "README.md"
 MARKERS = ("<!-- bench-bus:start -->", "<!-- bench-bus:end -->")
@@ -78,6 +85,12 @@ class Results:
     received_ms: list[float] = field(default_factory=list)
     seal_us: list[float] = field(default_factory=list)
     open_us: list[float] = field(default_factory=list)
+    seen_us: list[float] = field(default_factory=list)
+    """A received id appended to seen.log and fsync'd."""
+    held_us: list[float] = field(default_factory=list)
+    """A held message's sealed form written to disk and deleted again."""
+    rates_us: list[float] = field(default_factory=list)
+    """The rate-limit windows written to disk."""
     handed_ms: list[float] = field(default_factory=list)
     audio_ms: list[float] = field(default_factory=list)
     fanout_ms: list[float] = field(default_factory=list)
@@ -166,6 +179,29 @@ def measure_envelope(circle: Circle, rounds: int, results: Results) -> None:
         opened = time.perf_counter()
         results.seal_us.append((sealed - started) * 1e6)
         results.open_us.append((opened - sealed) * 1e6)
+
+
+def measure_durable(directory: Path, rounds: int, results: Results) -> None:
+    """The disk writes that keep ids, held messages and rate windows across a crash."""
+    seen, held, rates = SeenIds(), HeldMessages(directory), RateWindows(directory)
+    seen.keep_in(directory, time.time())
+    windows = {device.device: deque([time.time()] * 4) for device in OTHERS}
+    sealed = Sealed("0" * 32, time.time() + 600, "0" * 16, MAYA.device, b"x" * 700)
+    for _ in range(rounds):
+        message_id = uuid.uuid4().hex
+        started = time.perf_counter()
+        seen.first(message_id, time.time() + 600, time.time())
+        remembered = time.perf_counter()
+        held.note(replace(sealed, message_id=message_id))
+        held.keep(message_id)
+        held.forget(message_id)
+        forgotten = time.perf_counter()
+        rates.save(windows, time.time(), 3600.0)
+        saved = time.perf_counter()
+        results.seen_us.append((remembered - started) * 1e6)
+        results.held_us.append((forgotten - remembered) * 1e6)
+        results.rates_us.append((saved - forgotten) * 1e6)
+    seen.close(time.time())
 
 
 def measure_received(bus: BusSettings, circle: Circle, rounds: int, results: Results) -> None:
@@ -350,6 +386,18 @@ def rows(results: Results) -> list[Row]:
         Row(
             "open one message (decrypt + verify + check), median / p95", f"{percentiles(results.open_us)} µs"
         ),
+        Row(
+            "received id fsync'd to seen.log (every message), median / p95",
+            f"{percentiles(results.seen_us)} µs",
+        ),
+        Row(
+            "message held for quiet hours: written sealed + deleted, median / p95",
+            f"{percentiles(results.held_us)} µs",
+        ),
+        Row(
+            "rate-limit windows written (every announcement), median / p95",
+            f"{percentiles(results.rates_us)} µs",
+        ),
         Row("publish → received, median / p95", f"{percentiles(results.received_ms)} ms"),
         Row(
             "publish → TTS start (handed to the engine), median / p95",
@@ -423,6 +471,13 @@ def main(argv: list[str] | None = None) -> int:
         measure_envelope(Circle(pods / "envelope", "bench-envelope"), 10 * rounds, results)
         print(
             f"seal / open: {median(results.seal_us):.0f} / {median(results.open_us):.0f} µs (median)",
+            flush=True,
+        )
+        (Path(workdir) / "durable").mkdir()
+        measure_durable(Path(workdir) / "durable", rounds, results)
+        print(
+            f"seen id / held message / rate windows on disk: {median(results.seen_us):.0f} / "
+            f"{median(results.held_us):.0f} / {median(results.rates_us):.0f} µs (median)",
             flush=True,
         )
         measure_received(bus, Circle(pods / "received", "bench"), rounds, results)
