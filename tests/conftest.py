@@ -32,6 +32,7 @@ import pytest
 from voicehello.app import Understander
 from voicehello.config import DEFAULT_CATALOG_FILE, Settings
 from voicehello.intents.catalog import Catalog, load_catalog
+from voicehello.intents.nlu.cache import CACHE_ENV
 from voicehello.intents.parser import IntentParser
 
 TESTDATA = Path("/usr/share/pocketsphinx/test/data")
@@ -149,6 +150,17 @@ def human_recordings(testdata: Path, goforward_wav: Path) -> dict[str, Path]:
             pytest.fail(f"{path} is missing from pocketsphinx-testdata", pytrace=False)
         recordings[name] = path
     return recordings
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The intent model's cache (``VOICEHELLO_CACHE_DIR``) in a temporary folder for the whole
+    session, never the user's ~/.cache: trained once, then shared by every test and every
+    voicehello subprocess (they inherit ``os.environ``)."""
+    directory = tmp_path_factory.mktemp("model-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(directory))
+        yield directory
 
 
 @pytest.fixture(scope="session")

@@ -147,10 +147,17 @@ def test_threshold_changes_the_decision(catalog: Catalog, parser: IntentParser) 
     assert strict.confidence < 0.95
 
 
-def test_low_threshold_accepts_what_the_default_rejects(catalog: Catalog, parser: IntentParser) -> None:
+def test_a_low_threshold_never_turns_kitchen_talk_into_a_request(
+    catalog: Catalog, parser: IntentParser
+) -> None:
+    """The model's "none" class wins for kitchen talk, whatever the threshold (the old fuzzy
+    matcher accepted "can you pass me the butter" as borrow_item at threshold 0.5)."""
     text = "can you pass me the butter"
     assert parser.parse(text).intent is None
-    assert IntentParser(catalog, threshold=0.5).parse(text).intent is not None
+    lenient = IntentParser(catalog, threshold=0.5).parse(text)
+    assert lenient.intent is None
+    assert lenient.explanation is not None
+    assert lenient.explanation.scores[0][0] == "none"
 
 
 # ----------------------------------------------------------------------------- rejection
@@ -245,8 +252,6 @@ KITCHEN_TALK = [
 ]
 
 KNOWN_FALSE_ACCEPTS = {
-    "we need more eggs": "offer_item",
-    "set the table please": "borrow_item",
     "good morning sweetheart": "say_hello",
     "dinner at six tonight": "announce_event",
 }

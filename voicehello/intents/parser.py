@@ -3,12 +3,18 @@
 The parser works on any transcript (either engine, or typed text):
 
 1. normalize the text and strip a leading wake phrase;
-2. find word spans that name a slot value, exactly or nearly (``rapidfuzz``);
-3. replace them with ``{slot}`` placeholders and compare the result with every sentence
-   pattern of the catalog that has the same slots (``rapidfuzz``);
-4. confidence = pattern similarity x slot similarities; below the threshold -> no intent.
-
-Everyday talk ("please pass the salt") matches no pattern closely and is rejected.
+2. **exact template**: when the words are a catalog sentence with known slot values, that is
+   the answer (confidence 1.0);
+3. **model** (:mod:`voicehello.intents.nlu`): a linear intent classifier over word n-grams,
+   slot placeholders and gazetteer features gives each intent (and ``none``) a probability; a
+   CRF tagger finds the slot spans, so a value the catalog does not list still fills its slot
+   ("a pasta maker");
+4. slot values snap to the catalog's canonical value (exactly, or nearly with ``rapidfuzz``);
+   other values pass through cleaned and capped (:data:`MAX_VALUE_WORDS`); times become their
+   canonical form;
+5. reject rather than guess: below the threshold, ``none`` on top, two intents close together
+   (``alternatives`` names them, so a conversation could ask), a required slot missing, or text
+   that is too long or mostly unfamiliar words.
 """
 
 from __future__ import annotations
@@ -16,24 +22,53 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
 
-from voicehello.intents.catalog import SLOT, Catalog, SlotList
+from voicehello.intents.catalog import SLOT, Catalog
+from voicehello.intents.nlu.cache import load_or_train
+from voicehello.intents.nlu.data import NONE
+from voicehello.intents.nlu.features import Span, is_negation
+from voicehello.intents.nlu.model import NluModel, Tagged
+from voicehello.intents.times import canonical_time
 
 log = logging.getLogger(__name__)
 
-SLOT_CUTOFF = 80.0
-"""Least similarity (0..100) for a span of words to count as a slot value."""
+SNAP_CUTOFF = 85.0
+"""Least similarity (0..100) for an unlisted slot value to snap to a listed phrase ("lader")."""
 
-CANDIDATES_PER_SLOT = 4
-"""Slot value spans tried per slot when the sentence does not match exactly."""
+MARGIN = 0.25
+"""Least lead of the best intent over the second; closer than this is a rejection with
+``alternatives`` (never a guess)."""
 
-NEGATIONS = frozenset({"not", "no", "cannot", "nobody", "never", "nothing", "none", "neither", "nor"})
-"""Words that turn a request around ("i can't lend my ladder"); a sentence may only match a
-pattern that has the same ones, or fuzzy matching would turn refusals into offers."""
+RESPELL_CUTOFF = 85.0
+"""Least similarity for an unseen word to be read as a template word ("borow" -> borrow)."""
+
+MAX_WORDS = 40
+"""Longer text is not one request."""
+
+MAX_VALUE_WORDS = 5
+"""Most words of a slot value the catalog does not list."""
+
+MAX_VALUE_CHARS = 40
+"""Most characters of such a value (the message schema's limit)."""
+
+MIN_FAMILIAR = 0.5
+"""Least share of words the model has seen in training (else: another language, or noise)."""
+
+_EDGE_FILLERS = frozenset(
+    {"a", "an", "the", "some", "my", "our", "your", "their", "any", "this", "that", "these", "those", "um", "uh",
+     "er", "erm", "please", "to", "of", "me", "us", "and", "or", "so", "like", "just", "for", "with", "on", "in",
+     "at", "cheers", "thanks", "ta", "x", "then", "now", "too", "mine", "ours", "one"}
+)  # fmt: skip
+"""Words an unlisted value does not start or end with ("a pasta maker please" -> "pasta maker")."""
+
+_PRONOUNS = frozenset(
+    {"it", "them", "one", "some", "something", "anything", "that", "this", "stuff", "things"}
+)
+"""Slot values that name nothing ("can i borrow it")."""
 
 _ONES = [
     "zero",
@@ -61,6 +96,41 @@ _TENS = {2: "twenty", 3: "thirty", 4: "forty", 5: "fifty"}
 
 
 @dataclass(frozen=True)
+class SlotSpan:
+    """How one slot was filled, for ``parse --explain``."""
+
+    slot: str
+    words: str
+    """The words of the sentence that filled it."""
+    value: str
+    how: str
+    """``known`` (a listed phrase), ``near`` (snapped to one), ``open`` (unlisted), ``time``."""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a parse came out as it did."""
+
+    source: str
+    """``template`` (an exact catalog sentence), ``model``, or ``none`` (nothing to parse)."""
+    scores: tuple[tuple[str, float], ...] = ()
+    """The best intents (``none`` included) with their probabilities, best first."""
+    spans: tuple[SlotSpan, ...] = ()
+    reason: str = ""
+    """Why it was rejected; empty when accepted."""
+
+    def lines(self) -> list[str]:
+        """The explanation for people, a few lines."""
+        out = [f"source: {self.source}"]
+        if self.scores:
+            out.append("scores: " + ", ".join(f"{name} {score:.3f}" for name, score in self.scores))
+        out.extend(f"slot {span.slot}: {span.words!r} -> {span.value!r} ({span.how})" for span in self.spans)
+        if self.reason:
+            out.append(f"rejected: {self.reason}")
+        return out
+
+
+@dataclass(frozen=True)
 class ParseResult:
     """The intent a transcript expresses, or ``intent=None`` when it was rejected."""
 
@@ -78,6 +148,11 @@ class ParseResult:
     """The best-matching intent even when rejected (for logs and tuning)."""
     text_after_wake: str = ""
     """The words after the wake phrase (all of them when there was none)."""
+    alternatives: tuple[str, ...] = ()
+    """When rejected because two intents were close: both, best first (a conversation may ask
+    "did you want to borrow or to lend?")."""
+    explanation: Explanation | None = field(default=None, compare=False)
+    """Scores, slot spans and the stage that decided (``voicehello parse --explain``)."""
 
     def describe(self, *, confidence: bool = True) -> str:
         """One line for people: ``borrow_item item='ladder' (confidence 0.93)``."""
@@ -91,14 +166,6 @@ class ParseResult:
 def slot_text(slots: Mapping[str, str]) -> str:
     """``item='ladder' time='19:00'``: slots as they are shown in logs and on the console."""
     return " ".join(f"{name}={value!r}" for name, value in slots.items())
-
-
-@dataclass(frozen=True)
-class _Span:
-    start: int
-    end: int
-    value: str
-    score: float
 
 
 def _number_words(number: int) -> str:
@@ -128,11 +195,20 @@ def normalize(text: str) -> str:
 
 
 class IntentParser:
-    """Parses transcripts against one catalog."""
+    """Parses transcripts against one catalog (its model is trained or loaded on creation)."""
 
-    def __init__(self, catalog: Catalog, threshold: float = 0.8) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        threshold: float = 0.8,
+        *,
+        model: NluModel | None = None,
+        margin: float = MARGIN,
+    ) -> None:
         self.catalog = catalog
         self.threshold = threshold
+        self.margin = margin
+        self.model = model or load_or_train(catalog)
         self._wake = sorted(catalog.wake_phrases, key=len, reverse=True)
         # signature = ((slot, list), ...) in spoken order -> pattern text -> intent
         self._patterns: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
@@ -143,50 +219,170 @@ class IntentParser:
                 if known.get(pattern, intent.name) != intent.name:
                     log.warning("sentence %r belongs to both %s and %s", pattern, known[pattern], intent.name)
                 known.setdefault(pattern, intent.name)
-        self._choices = {signature: list(patterns) for signature, patterns in self._patterns.items()}
         self._list_phrases = {name: list(slot_list.phrases) for name, slot_list in catalog.lists.items()}
+        self._familiar = frozenset(feature[3:] for feature in self.model.index if feature.startswith("w1="))
+        self._template_words = sorted(self.model.template_words)
+        self._compounds = _compounds(catalog)
+        self._negating = frozenset(
+            intent.name
+            for intent in catalog.intents.values()
+            if any(_negations(pattern.split()) for pattern in intent.patterns())
+        )
 
     def parse(self, text: str) -> ParseResult:
-        """The best intent for ``text``; ``intent`` is None below the threshold."""
+        """The best intent for ``text``; ``intent`` is None when it is rejected."""
         normalized = normalize(text)
         words, woke = self._strip_wake(normalized.split())
         rest = " ".join(words)
+        base = ParseResult(text=normalized, intent=None, woke=woke, text_after_wake=rest)
         if not words:
-            return ParseResult(text=normalized, intent=None, woke=woke)
-        spans = {name: self._find_spans(words, slot_list) for name, slot_list in self.catalog.lists.items()}
-        best: tuple[float, str, dict[str, str]] | None = None
+            return _with(base, explanation=Explanation("none", reason="no words"))
+        if len(words) > MAX_WORDS:
+            return _with(base, explanation=Explanation("none", reason=f"more than {MAX_WORDS} words"))
+        words, spelling = self._respell(words)
+        familiar = sum(word in self._familiar for word in words) / len(words)
+        if familiar < MIN_FAMILIAR:
+            return _with(base, explanation=Explanation("none", reason="mostly unfamiliar words"))
+        spans = self.model.gazetteer.all_spans(words)
+        exact = self._exact(words, spans)
+        if exact is not None:
+            intent, slots, filled = exact
+            source = "template" if spelling == 1.0 else "template (respelled)"
+            explanation = Explanation(source, spans=filled)
+            return _with(
+                base, intent=intent, slots=slots, confidence=spelling, guess=intent, explanation=explanation
+            )
+        return self._by_model(base, words, self.model.gazetteer.spans(words))
+
+    # ------------------------------------------------------------------ stages
+
+    def _exact(
+        self, words: list[str], spans: list[Span]
+    ) -> tuple[str, dict[str, str], tuple[SlotSpan, ...]] | None:
+        """An exact catalog sentence with listed slot values, or None."""
+        by_list: dict[str, list[Span]] = {}
+        for span in spans:
+            by_list.setdefault(span.list_name, []).append(span)
         for signature, patterns in self._patterns.items():
-            for assignment in self._assignments(signature, spans):
-                skeleton = _skeleton(words, signature, assignment)
-                slot_score = 1.0
-                for span in assignment:
-                    slot_score *= span.score / 100.0
+            options = [by_list.get(list_name, []) for _, list_name in signature]
+            for combo in itertools.product(*options):
+                if not all(a.end <= b.start for a, b in itertools.pairwise(combo)):
+                    continue
+                skeleton = _skeleton(words, signature, combo)
                 if skeleton in patterns:
-                    pattern_score, pattern = 100.0, skeleton
-                else:
-                    found = process.extractOne(skeleton, self._choices[signature], scorer=fuzz.ratio)
-                    if found is None:
-                        continue
-                    pattern, pattern_score = found[0], found[1]
-                    if _negations(skeleton) != _negations(pattern):
-                        continue
-                score = pattern_score / 100.0 * slot_score
-                if best is None or score > best[0]:
-                    slots = {slot: span.value for (slot, _), span in zip(signature, assignment, strict=True)}
-                    best = (score, patterns[pattern], slots)
-        if best is None:
-            return ParseResult(text=normalized, intent=None, woke=woke, text_after_wake=rest)
-        score, intent, slots = best
-        accepted = score >= self.threshold
-        return ParseResult(
-            text=normalized,
-            intent=intent if accepted else None,
-            slots=slots if accepted else {},
-            confidence=round(score, 4),
-            woke=woke,
-            guess=intent,
-            text_after_wake=rest,
+                    slots = {slot: span.value for (slot, _), span in zip(signature, combo, strict=True)}
+                    filled = tuple(
+                        SlotSpan(slot, " ".join(words[span.start : span.end]), span.value, "known")
+                        for (slot, _), span in zip(signature, combo, strict=True)
+                    )
+                    return patterns[skeleton], slots, filled
+        return None
+
+    def _by_model(self, base: ParseResult, words: list[str], spans: list[Span]) -> ParseResult:
+        scores = self.model.intent_scores(words, spans)
+        ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
+        top = tuple((name, round(score, 4)) for name, score in ranked[:3])
+        candidates = [(name, score) for name, score in ranked if name != NONE]
+        guess, confidence = candidates[0] if candidates else (None, 0.0)
+        second = candidates[1][1] if len(candidates) > 1 else 0.0
+
+        def reject(reason: str, score: float = confidence, **changes: object) -> ParseResult:
+            explanation = Explanation("model", top, reason=reason)
+            return _with(base, confidence=round(score, 4), guess=guess, explanation=explanation, **changes)
+
+        if guess is None or ranked[0][0] == NONE:
+            return reject("not a request (none is most likely)")
+        slots, filled, factor, missing = self._slots(guess, words, spans)
+        # A snapped value ("lader" -> ladder) costs half its distance from the listed phrase.
+        score = confidence * (1.0 + factor) / 2.0 if not missing else confidence
+        if score < self.threshold:
+            return reject(f"confidence {score:.2f} below {self.threshold:.2f}", score)
+        if confidence - second < self.margin:
+            other = candidates[1][0]
+            return reject(f"{guess} and {other} are close", score, alternatives=(guess, other))
+        if missing:
+            return reject(f"no value for {missing}", score)
+        broken = _broken_rule(slots)
+        if broken:
+            return reject(broken, score)
+        if guess not in self._negating and _negations(_outside(words, filled)):
+            return reject(f"negated ({guess} is never said with a negation)", score)
+        explanation = Explanation("model", top, filled)
+        return _with(
+            base, intent=guess, slots=slots, confidence=round(score, 4), guess=guess, explanation=explanation
         )
+
+    def _slots(
+        self, intent: str, words: list[str], spans: list[Span]
+    ) -> tuple[dict[str, str], tuple[SlotSpan, ...], float, str]:
+        """Slot values of ``intent`` (tagger first, gazetteer as a fallback), how sure they are
+        (1.0 unless snapped), and the name of a required slot left empty (or "")."""
+        declared = self.catalog.intents[intent].slots
+        slots: dict[str, str] = {}
+        filled: list[SlotSpan] = []
+        factor = 1.0
+        for tagged in self.model.tag(intent, words, spans):
+            if tagged.slot not in declared or tagged.slot in slots:
+                continue
+            resolved = self._resolve(declared[tagged.slot], words, tagged)
+            if resolved is not None:
+                value, how, score = resolved
+                slots[tagged.slot] = value
+                filled.append(SlotSpan(tagged.slot, " ".join(words[tagged.start : tagged.end]), value, how))
+                factor *= score
+        for slot, list_name in declared.items():
+            if slot in slots:
+                continue
+            match = next((span for span in spans if span.list_name == list_name), None)
+            if match is not None:
+                slots[slot] = match.value
+                filled.append(SlotSpan(slot, " ".join(words[match.start : match.end]), match.value, "known"))
+            elif self.catalog.lists[list_name].kind != "time":
+                return {}, (), 0.0, slot
+        ordered = {slot: slots[slot] for slot in declared if slot in slots}
+        return ordered, tuple(filled), factor, ""
+
+    def _resolve(self, list_name: str, words: list[str], tagged: Tagged) -> tuple[str, str, float] | None:
+        """(value, how, score) for the words of a tagged span, or None when they name nothing."""
+        slot_list = self.catalog.lists[list_name]
+        phrase = " ".join(words[tagged.start : tagged.end])
+        if slot_list.kind == "time":
+            time = canonical_time(phrase) or canonical_time(clean_value(phrase, cap=False))
+            return (time, "time", 1.0) if time is not None else None
+        known = slot_list.canonical(phrase)
+        cleaned = clean_value(phrase)
+        known = known or slot_list.canonical(clean_value(phrase, cap=False))
+        if known is not None:
+            return known, "known", 1.0
+        if not cleaned or cleaned in _PRONOUNS:
+            return None
+        near = process.extractOne(
+            cleaned, self._list_phrases[list_name], scorer=fuzz.ratio, score_cutoff=SNAP_CUTOFF
+        )
+        if near is not None:
+            return slot_list.phrases[near[0]], "near", float(near[1]) / 100.0
+        return cleaned, "open", 1.0
+
+    def _respell(self, words: list[str]) -> tuple[list[str], float]:
+        """Split compounds the catalog spells apart ("streetlight" -> "street light") and mend
+        near-misses of template words ("borow" -> "borrow") that the model has never seen; with
+        the least similarity of a mended word (1.0 when none was)."""
+        out: list[str] = []
+        least = 1.0
+        for word in words:
+            if word in self._familiar:
+                out.append(word)
+            elif word in self._compounds:
+                out.extend(self._compounds[word])
+            elif len(word) >= 5:
+                near = process.extractOne(
+                    word, self._template_words, scorer=fuzz.ratio, score_cutoff=RESPELL_CUTOFF
+                )
+                out.append(near[0] if near is not None else word)
+                least = min(least, float(near[1]) / 100.0) if near is not None else least
+            else:
+                out.append(word)
+        return out, round(least, 4)
 
     def _strip_wake(self, words: list[str]) -> tuple[list[str], bool]:
         """Remove a leading wake phrase ("hey neighbor"), allowing a near-miss."""
@@ -197,53 +393,79 @@ class IntentParser:
                 return words[size:], True
         return words, False
 
-    def _find_spans(self, words: list[str], slot_list: SlotList) -> list[_Span]:
-        """The best word spans that name a value of ``slot_list``."""
-        found: list[_Span] = []
-        longest = slot_list.longest_phrase + 1
-        for start in range(len(words)):
-            for end in range(start + 1, min(len(words), start + longest) + 1):
-                phrase = " ".join(words[start:end])
-                exact = slot_list.canonical(phrase)
-                if exact is not None:
-                    found.append(_Span(start, end, exact, 100.0))
-                elif slot_list.kind == "values" and len(phrase) >= 3:
-                    match = process.extractOne(
-                        phrase,
-                        self._list_phrases[slot_list.name],
-                        scorer=fuzz.ratio,
-                        score_cutoff=SLOT_CUTOFF,
-                    )
-                    if match is not None:
-                        found.append(_Span(start, end, slot_list.phrases[match[0]], float(match[1])))
-        found.sort(key=lambda span: (span.score, span.end - span.start), reverse=True)
-        return found[: CANDIDATES_PER_SLOT * 3]
 
-    @staticmethod
-    def _assignments(
-        signature: tuple[tuple[str, str], ...], spans: dict[str, list[_Span]]
-    ) -> list[tuple[_Span, ...]]:
-        """Non-overlapping spans, in spoken order, one for each slot of the signature."""
-        if not signature:
-            return [()]
-        options = [spans[list_name][:CANDIDATES_PER_SLOT] for _, list_name in signature]
-        return [
-            combo
-            for combo in itertools.product(*options)
-            if all(first.end <= second.start for first, second in itertools.pairwise(combo))
-        ]
+def _compounds(catalog: Catalog) -> dict[str, list[str]]:
+    """Two words of a listed phrase written as one ("streetlight") -> the two words."""
+    found: dict[str, list[str]] = {}
+    for slot_list in catalog.lists.values():
+        for phrase in slot_list.phrases:
+            words = phrase.split()
+            for first, second in itertools.pairwise(words):
+                found.setdefault(first + second, [first, second])
+    return found
 
 
-def _negations(text: str) -> frozenset[str]:
-    """The negating words of a text ("can't" counts as "n't")."""
-    return frozenset(
-        word if word in NEGATIONS else "n't"
-        for word in text.split()
-        if word in NEGATIONS or word.endswith("n't")
-    )
+POLITE_NEGATIONS = (
+    "i don't suppose",
+    "don't mind",
+    "wouldn't mind",
+    "no rush",
+    "no worries",
+    "no problem",
+    "if not",
+)
+"""Negations that soften a request rather than turn it around."""
 
 
-def _skeleton(words: list[str], signature: tuple[tuple[str, str], ...], assignment: tuple[_Span, ...]) -> str:
+def _negations(words: Sequence[str]) -> bool:
+    """True when the words hold a negation outside the polite phrases of :data:`POLITE_NEGATIONS`."""
+    text = f" {' '.join(words)} "
+    for phrase in POLITE_NEGATIONS:
+        text = text.replace(f" {phrase} ", " ")
+    return any(is_negation(word) for word in text.split())
+
+
+def _outside(words: Sequence[str], filled: Sequence[SlotSpan]) -> list[str]:
+    """The words of the sentence less the slot values (a value may hold "not": "street light not working")."""
+    text = f" {' '.join(words)} "
+    for span in filled:
+        text = text.replace(f" {span.words} ", " ", 1)
+    return text.split()
+
+
+def _broken_rule(slots: Mapping[str, str]) -> str:
+    """Why a slot value may not be sent (:mod:`voicehello.intents.slot_values`), or ""."""
+    for slot, value in slots.items():
+        if not value:
+            return f"slot {slot} is empty"
+    return ""
+
+
+def clean_value(phrase: str, *, cap: bool = True) -> str:
+    """An unlisted slot value without leading or trailing fillers and articles, at most
+    :data:`MAX_VALUE_WORDS` words: "a pasta maker please" -> "pasta maker"."""
+    words = phrase.split()
+    while words and words[0] in _EDGE_FILLERS:
+        words.pop(0)
+    if cap:
+        words = words[:MAX_VALUE_WORDS]
+        while len(" ".join(words)) > MAX_VALUE_CHARS:
+            words.pop()
+    while words and words[-1] in _EDGE_FILLERS:
+        words.pop()
+    return " ".join(words)
+
+
+def _with(result: ParseResult, **changes: object) -> ParseResult:
+    """``result`` with some fields changed."""
+    from dataclasses import replace
+
+    return replace(result, **changes)  # type: ignore[arg-type]
+
+
+def _skeleton(
+    words: Sequence[str], signature: tuple[tuple[str, str], ...], assignment: Sequence[Span]
+) -> str:
     """The words with each assigned span replaced by its ``{slot}`` placeholder."""
     out: list[str] = []
     position = 0
