@@ -59,7 +59,8 @@ class RateWindows:
             if (recent := [t for t in times if t > now - window_s])
         }
         try:
-            write_durable(self.path, json.dumps({"v": 1, "windows": current}, separators=(",", ":")).encode())
+            data = json.dumps({"v": 1, "windows": current}, separators=(",", ":")).encode()
+            write_durable(self.path, data, sync_name=False)  # a power cut may cost the last count, no more
         except PrivacyError as exc:
             if not self._failing:
                 log.warning("rate-limit windows kept in memory only: %s", exc)

@@ -28,13 +28,15 @@ def sync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_durable(path: Path, data: bytes) -> None:
+def write_durable(path: Path, data: bytes, *, sync_name: bool = True) -> None:
     """Write ``data`` to ``path`` owner-only and atomically, on disk when this returns
-    (:class:`PrivacyError` when it cannot)."""
+    (:class:`PrivacyError` when it cannot). With ``sync_name=False`` the directory is not synced:
+    after a power cut ``path`` may hold its previous contents (never a mix), one fsync cheaper."""
     try:
         private_dir(path.parent)
         write_private(path, data)
-        sync_dir(path.parent)
+        if sync_name:
+            sync_dir(path.parent)
     except OSError as exc:
         raise PrivacyError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
