@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from voicehello.announce.phrasing import readback
 from voicehello.bus.messages import KIND_OF_INTENT, Message, Sender, new_message
 from voicehello.config import ConversationSettings
+from voicehello.errors import MessageError
 from voicehello.intents.catalog import Catalog
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,11 @@ class Conversation:
         if intent not in KIND_OF_INTENT:
             log.warning("intent %s cannot be sent (unknown kind)", intent)
             return []
-        message = new_message(self.sender, intent, slots, text, now=now)
+        try:
+            message = new_message(self.sender, intent, slots, text, now=now)
+        except MessageError as exc:  # a slot value that breaks the slot value rule is never sent
+            log.warning("request not sent: %s", exc)
+            return [Say("Sorry, I can't send that.")]
         question = readback(intent, slots, self.catalog)
         if confirmed or not self.settings.confirm or question is None:
             return [*self._publish(message), Say("Sent.")]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from voicehello.bus import messages
 from voicehello.bus.messages import (
     ANSWERS,
     KIND_OF_INTENT,
@@ -22,6 +23,7 @@ from voicehello.bus.messages import (
     new_message,
 )
 from voicehello.errors import MessageError
+from voicehello.intents import slot_values
 from voicehello.intents.catalog import Catalog
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "config" / "schema" / "message.v1.json"
@@ -35,7 +37,7 @@ SLOTS: dict[str, dict[str, str]] = {
     "offer_item": {"item": "drill"},
     "share_food": {"item": "soup"},
     "ask_help": {"task": "moving a sofa"},
-    "announce_event": {"event": "street party", "time": "saturday 15:00"},
+    "announce_event": {"event": "street party", "time": "saturday at 3:00"},
     "report_issue": {"issue": "power cut"},
 }
 
@@ -208,7 +210,7 @@ WRONG: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "slots as list": (lambda d: d.update(slots=["ladder"]), "slots"),
     "slot value number": (lambda d: d.update(slots={"item": 3}), "slots/item"),
     "slot value empty": (lambda d: d.update(slots={"item": ""}), "slots/item"),
-    "slot value too long": (lambda d: d.update(slots={"item": "x" * 81}), "slots/item"),
+    "slot value too long": (lambda d: d.update(slots={"item": "x" * 41}), "slots/item"),
     "slot name bad": (lambda d: d.update(slots={"Item": "ladder"}), "slots"),
     "too many slots": (lambda d: d.update(slots={f"s{i}": "x" for i in range(9)}), "slots"),
     "text as number": (lambda d: d.update(text=5), "text"),
@@ -306,17 +308,22 @@ def test_oversized_payload() -> None:
     assert Message.from_json(at_limit).id == json.loads(good)["id"]
 
 
-def test_to_json_refuses_a_message_over_the_size_limit() -> None:
-    """Valid field by field, but four-byte characters everywhere make it too big for the bus."""
-    emoji = "\U0001f600"
+def test_the_largest_valid_message_fits_and_a_larger_one_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every field at its longest, in the widest characters each may hold (four-byte emoji where
+    any character goes, three-byte accented letters in slot values), still fits on the bus; the
+    size check itself still refuses what is over the limit."""
+    emoji, wide_letter = "\U0001f600", "\u1ebd"  # 😀, ẽ (a Latin letter with an accent)
     big = new_message(
         Sender("k", emoji * 60),
         "announce_event",
-        {f"s{i}": emoji * 80 for i in range(8)},
+        {f"s{i}{'x' * 30}": wide_letter * slot_values.MAX_CHARS for i in range(8)},
         emoji * 280,
         now=NOW,
     )
-    with pytest.raises(MessageError, match="over 4096"):
+    payload = big.to_json()
+    assert len(payload) > 2_000
+    monkeypatch.setattr(messages, "MAX_PAYLOAD_BYTES", len(payload) - 1)
+    with pytest.raises(MessageError, match=f"over {len(payload) - 1}"):
         big.to_json()
 
 
@@ -350,3 +357,44 @@ def test_to_json_checks_before_publishing() -> None:
     ):
         with pytest.raises(MessageError):
             broken.to_json()
+
+
+# --------------------------------------------------------------------------- the slot value rule
+
+BROKEN_SLOTS: dict[str, tuple[str, str, str]] = {
+    "a sentence": ("item", "ladder. everyone must leave now", "letters"),
+    "an order": ("item", "everyone must leave", "authority, an alarm or an order"),
+    "an authority": ("issue", "fire brigade notice", "authority, an alarm or an order"),
+    "too many words": ("task", "carry a very big heavy box", "more than 5 words"),
+    "digits only": ("item", "112", "letters"),
+    "a time spelled otherwise": ("time", "tonight at seven", "canonical form"),
+    "a time past the hour's minutes": ("time", "tonight at 7:60", "canonical form"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_SLOTS))
+@pytest.mark.parametrize("intent", ["announce_event", "reply_yes", "cancel"])
+def test_a_slot_value_breaking_the_rule_is_refused_on_arrival(case: str, intent: str) -> None:
+    """Requests, replies and cancellations alike: the error names the slot and the rule, never
+    the value."""
+    slot, value, rule = BROKEN_SLOTS[case]
+    data = make(intent).to_dict()
+    data["slots"] = {slot: value}
+    error = refused(data, f"slots/{slot}", rule)
+    assert value not in error
+    assert not any(word in error for word in value.split() if len(word) > 3 and word not in rule)
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_SLOTS))
+def test_a_slot_value_breaking_the_rule_is_never_made_nor_published(case: str) -> None:
+    slot, value, rule = BROKEN_SLOTS[case]
+    with pytest.raises(MessageError, match=f"slots/{slot}: .*{re.escape(rule)}"):
+        new_message(MAYA, "announce_event", {slot: value}, now=NOW)
+    built_by_hand = Message(**{**make("announce_event").__dict__, "slots": {slot: value}})
+    with pytest.raises(MessageError, match=f"slots/{slot}"):
+        built_by_hand.to_json()
+
+
+def test_the_schema_caps_slot_values_at_the_rule_s_length(independent: Draft202012Validator) -> None:
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    assert schema["properties"]["slots"]["additionalProperties"]["maxLength"] == slot_values.MAX_CHARS

@@ -80,11 +80,45 @@ def test_a_missing_required_slot_is_not_phrased(catalog: Catalog) -> None:
     assert announcement(say(MAYA, "ask_help", {"time": "today"}), catalog) is None
 
 
-def test_slot_values_not_in_the_catalog_are_cleaned_and_spoken(catalog: Catalog) -> None:
-    message = say(
-        MAYA, "borrow_item", {"item": "\uff53\uff4e\uff4f\uff57\u202e\x00 <speak>{item}[[h@l@U]]\nboard"}
-    )
-    assert announcement(message, catalog) == "Maya at number 12 asks to borrow a snow speak item h@l@U board"
+def test_slot_values_not_in_the_catalog_are_spoken_in_the_frame(catalog: Catalog) -> None:
+    message = say(MAYA, "borrow_item", {"item": "pasta maker"})
+    assert announcement(message, catalog) == "Maya at number 12 asks to borrow a pasta maker"
+    task = say(MAYA, "ask_help", {"task": "moving a wardrobe"})
+    assert announcement(task, catalog) == "Maya at number 12 needs help to moving a wardrobe"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\uff53\uff4e\uff4f\uff57\u202e\x00 <speak>{item}[[h@l@U]]\nboard",
+        "ladder. The fire brigade reports a gas leak, everyone must leave now",
+        "everyone must leave",
+        "police",
+    ],
+)
+def test_a_slot_value_breaking_the_rule_is_never_phrased(
+    catalog: Catalog, value: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Built by hand, past the message checks: still not phrased, in a request or as the
+    request a reply or a cancellation answers; the log line names the slot, not the value."""
+    hostile = replace(say(MAYA, "borrow_item", {"item": "ladder"}), slots={"item": value})
+    assert announcement(hostile, catalog) is None
+    assert announcement(say(SAM, "reply_yes", answers=hostile), catalog, hostile) is None
+    assert announcement(say(MAYA, "cancel", answers=hostile), catalog, hostile) is None
+    lines = [
+        record.getMessage() for record in caplog.records if record.name == "voicehello.announce.phrasing"
+    ]
+    assert lines
+    assert all("slot item" in line for line in lines), lines
+    assert not any(word in line for line in lines for word in value.split() if len(word) > 4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=280))
+def test_the_text_field_is_never_spoken(catalog: Catalog, text: str) -> None:
+    """What the sender said (``text``) never changes what a neighbor hears."""
+    message = say(MAYA, "borrow_item", {"item": "ladder"})
+    assert announcement(replace(message, text=text), catalog) == "Maya at number 12 asks to borrow a ladder"
 
 
 def test_display_names_are_cleaned(catalog: Catalog) -> None:

@@ -17,6 +17,13 @@ else its last word.
 Replies are phrased relative to the message they answer ("Sam can lend you a ladder"),
 cancellations relative to the message they take back ("Maya no longer needs a ladder").
 
+Every slot value must follow the slot value rule (:mod:`voicehello.intents.slot_values`: a
+short phrase of letters, no sentence punctuation, no authority, alarm or order words). Messages
+breaking it never get here from the bus (the message check drops them); :func:`announcement`
+refuses them too (returns None), so no code path speaks a value that breaks it, and no path
+speaks a raw value or a message's ``text`` alone: every sentence is the sender's name followed
+by a phrase of the catalog or of this module.
+
 Everything that comes from the bus goes through :func:`clean_text` first: the result holds
 only words and ordinary punctuation, never control characters or markup a TTS engine acts on.
 """
@@ -30,6 +37,7 @@ from typing import Literal, cast, get_args
 
 from voicehello.bus.messages import ANSWERS, KIND_OF_INTENT, Message
 from voicehello.intents.catalog import Catalog
+from voicehello.intents.slot_values import MAX_CHARS, violation
 from voicehello.intents.times import HOURS, WEEKDAYS
 
 log = logging.getLogger(__name__)
@@ -39,8 +47,8 @@ Form = Literal["indef", "the", "your", "any", "bare"]
 
 MAX_NAME_CHARS = 60
 """Longest display name spoken (the message schema's limit)."""
-MAX_VALUE_CHARS = 80
-"""Longest slot value spoken (the message schema's limit)."""
+MAX_VALUE_CHARS = MAX_CHARS
+"""Longest slot value spoken (the slot value rule's limit, also the message schema's)."""
 DEFAULT_NAME = "A neighbor"
 """Spoken when a display name is empty after cleaning."""
 
@@ -320,6 +328,8 @@ def announcement(message: Message, catalog: Catalog, answered: Message | None = 
     if answered is not None and message.in_reply_to != answered.id:
         log.debug("message %s does not answer %s; phrased on its own", message.id, answered.id)
         answered = None
+    if not _request_shaped(message) or (answered is not None and not _request_shaped(answered)):
+        return None
     name = speaker_name(message)
     if message.kind == "cancel":
         return _sentence(name, _cancellation(message, catalog, answered))
@@ -327,6 +337,17 @@ def announcement(message: Message, catalog: Catalog, answered: Message | None = 
     if phrase is None:
         phrase = fill(intent.announce, message.intent, message.slots, catalog)
     return None if phrase is None else _sentence(name, phrase)
+
+
+def _request_shaped(message: Message) -> bool:
+    """True when every slot of ``message`` follows the slot value rule; else one log line naming
+    the slot and the rule broken (never the value)."""
+    for slot, value in message.slots.items():
+        broken = violation(slot, value)
+        if broken is not None:
+            log.warning("message %s not phrased: slot %s %s", message.id[:8], slot[:40], broken)
+            return False
+    return True
 
 
 def in_pod(sentence: str, pod_name: str | None) -> str:

@@ -2,7 +2,9 @@
 
 Every message is checked against ``config/schema/message.v1.json`` in both directions:
 before it is published (so a bug here never reaches the neighbors) and when it arrives
-(so nothing malformed from the bus reaches the speaker).
+(so nothing malformed from the bus reaches the speaker). Its slot values must also follow
+:mod:`voicehello.intents.slot_values` (short request-shaped phrases, canonical times): checked
+when a message is made, before it is published and when it arrives.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from jsonschema.exceptions import ValidationError
 
 from voicehello.config import PROJECT_DIR
 from voicehello.errors import MessageError
+from voicehello.intents import slot_values
 
 VERSION = 1
 SCHEMA_FILE = PROJECT_DIR / "config" / "schema" / f"message.v{VERSION}.json"
@@ -174,6 +177,7 @@ def new_message(
     kind = KIND_OF_INTENT.get(intent)
     if kind is None:
         raise MessageError(f"unknown intent {intent!r}")
+    check_slots(slots or {})
     said = time.time() if now is None else now
     return Message(
         id=uuid.uuid4().hex,
@@ -231,6 +235,15 @@ def _describe(error: ValidationError) -> str:
     return f"fails the schema's {error.validator!r} rule"
 
 
+def check_slots(slots: dict[str, str]) -> None:
+    """Raise :class:`MessageError` naming the first slot whose value breaks the slot value rule
+    (:mod:`voicehello.intents.slot_values`) and the part it breaks, never quoting the value."""
+    for slot, value in slots.items():
+        broken = slot_values.violation(slot, value)
+        if broken is not None:
+            raise MessageError(f"slots/{_short(slot, 40)}: {broken}")
+
+
 def _check_meaning(message: Message) -> None:
     """Rules the schema cannot express."""
     if not (math.isfinite(message.ts) and math.isfinite(message.expires)):
@@ -242,6 +255,7 @@ def _check_meaning(message: Message) -> None:
         raise MessageError(f"intent {message.intent} is a {expected}, not a {message.kind}")
     if (message.kind in ANSWERS) != (message.in_reply_to is not None):
         raise MessageError("replies and cancellations, and only they, carry in_reply_to")
+    check_slots(message.slots)
 
 
 def _reject_constant(name: str) -> Any:
