@@ -200,6 +200,8 @@ class Device:
         """Neighbors' messages handed to the announcer and not yet spoken."""
         self._spoken: OrderedDict[str, Message] = OrderedDict()
         """Neighbors' messages recently spoken here (to announce their cancellations)."""
+        self._early_cancels: OrderedDict[str, set[str]] = OrderedDict()
+        """Message id -> devices that cancelled it before it arrived here."""
         self._deaf_until = 0.0
         self._speaking = False
 
@@ -287,6 +289,8 @@ class Device:
         if message.kind in ("reply", "cancel") and answered is None:
             log.debug("%s %s answers a message not spoken or sent here", message.kind, message.id)
             return
+        if message.in_reply_to is None and self._cancelled_early(message):
+            return
         text = announcement(message, self.catalog, answered)
         if text is None:
             log.warning(
@@ -317,19 +321,75 @@ class Device:
         return None if pod is None or (default is not None and pod.id == default.id) else pod.name
 
     def _answered(self, message: Message) -> Message | None:
-        """For a reply: our own message it answers. For a cancellation: the neighbor's
-        message it takes back, when that was already spoken here (else it is just dropped)."""
+        """For a reply: our own message it answers (:meth:`_replied_to`). For a cancellation: the
+        message it takes back when that was already spoken here (:meth:`_taken_back`; one still
+        waiting is withdrawn, and None returned)."""
         if message.in_reply_to is None:
             return None
         if message.kind == "reply":
-            return self.conversation.sent(message.in_reply_to)
-        self.announcer.cancel(message.in_reply_to)
+            return self._replied_to(message, message.in_reply_to)
+        return self._taken_back(message, message.in_reply_to)
+
+    def _replied_to(self, reply: Message, answered_id: str) -> Message | None:
+        """Our own message ``reply`` answers; anyone may reply, but only in the pod the message
+        was said in (checked when the bus knows both pods)."""
+        sent = self.conversation.sent(answered_id)
+        if sent is None:
+            return None
+        asked_in, answered_in = self.bus.pod_of(answered_id), self.bus.pod_of(reply.id)
+        if asked_in is not None and answered_in is not None and asked_in.id != answered_in.id:
+            log.warning(
+                "reply %s from %s ignored: it answers message %s of another pod",
+                reply.id[:8],
+                reply.sender.device,
+                answered_id[:8],
+            )
+            return None
+        return sent
+
+    def _taken_back(self, cancel: Message, target: str) -> Message | None:
+        """Act on ``cancel`` only when its sender sent ``target``, checked before anything is
+        withdrawn: a message still waiting (or held for the quiet hours) is withdrawn, a spoken
+        one is returned (its cancellation is announced). A cancel for a message not seen yet is
+        remembered with its sender, for :meth:`_cancelled_early`."""
         with self._lock:
-            self._waiting.pop(message.in_reply_to, None)
-            original = self._spoken.get(message.in_reply_to)
-        if original is not None and original.sender.device != message.sender.device:
-            return None  # only the sender may take a message back
+            original = self._waiting.get(target) or self._spoken.get(target)
+            if original is None:
+                self._early_cancels.setdefault(target, set()).add(cancel.sender.device)
+                while len(self._early_cancels) > EARLY_CANCEL_MEMORY:
+                    self._early_cancels.popitem(last=False)
+                return None
+            if original.sender.device != cancel.sender.device:
+                log.warning(
+                    "cancel %s from %s ignored: only %s may take back message %s",
+                    cancel.id[:8],
+                    cancel.sender.device,
+                    original.sender.device,
+                    target[:8],
+                )
+                return None
+            waiting = self._waiting.pop(target, None)
+        if waiting is not None:
+            self.announcer.cancel(target)
+            return None
         return original
+
+    def _cancelled_early(self, message: Message) -> bool:
+        """True when ``message``'s own sender cancelled it before it arrived here (queued
+        messages can arrive in another order); anyone else's cancel for it is ignored."""
+        with self._lock:
+            cancellers = self._early_cancels.pop(message.id, set())
+        if message.sender.device in cancellers:
+            log.info("message %s not announced: its sender cancelled it before it arrived", message.id[:8])
+            return True
+        if cancellers:
+            log.warning(
+                "cancel for message %s from %s ignored: only %s may take it back",
+                message.id[:8],
+                ", ".join(sorted(cancellers)),
+                message.sender.device,
+            )
+        return False
 
     def _on_announce_event(self, event: AnnounceEvent) -> None:
         """Track what has been spoken: open the reply window, keep the microphone deaf."""
@@ -354,6 +414,8 @@ class Device:
 
 SPOKEN_MEMORY = 64
 """How many spoken neighbors' messages are remembered (to announce their cancellations)."""
+EARLY_CANCEL_MEMORY = 1_000
+"""How many cancels of messages not (yet) seen here are remembered."""
 
 
 def _describe_message(message: Message) -> str:
