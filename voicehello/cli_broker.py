@@ -16,12 +16,17 @@ log = logging.getLogger(__name__)
 
 def cmd_init(args: argparse.Namespace) -> int:
     """Write a CA, a server certificate, a password file, an ACL and ``mosquitto.conf``."""
-    files = hardening.init_broker(args.dir, list(args.host or []), args.port, force=args.force)
+    files = hardening.init_broker(
+        args.dir, list(args.host or []), args.port, force=args.force, ca_dir=args.ca_dir
+    )
+    settings = hardening.read_conf(files.conf)
     print(f"wrote a hardened broker to {files.directory}:")
     print(f"  CA certificate (give it to every device): {files.ca_cert}")
+    print(f"  CA private key (kept apart; the broker never reads it): {files.ca_key}")
     print(f"  server certificate for {', '.join(files.hostnames)}: {files.server_cert}")
     print(f"  password file, ACL: {files.password_file}, {files.acl_file}")
-    print(f"  config (TLS on port {files.port}): {files.conf}")
+    print(f"  config: {files.conf}")
+    print(f"  TLS on port {files.port}, listening on {', '.join(settings.listen)}; runs as {settings.user}")
     print("add devices with: voicehello broker add-device NAME --dir " + str(files.directory))
     print(f"start it with: mosquitto -c {files.conf}")
     return 0
@@ -38,10 +43,18 @@ def cmd_add_device(args: argparse.Namespace) -> int:
         print(
             f"device {creds.name} may read no pod yet: voicehello broker grant {creds.name} POD_ID --dir {directory}"
         )
-    elif creds.pods == (hardening.ALL_PODS,):
-        print(f"device {creds.name} may read every pod's topics (what is said stays sealed for non-members)")
     else:
-        print(f"device {creds.name} may read pods: {', '.join(creds.pods)}")
+        speaks = [pod for pod in creds.pods if pod != hardening.ALL_PODS]
+        if hardening.ALL_PODS in creds.pods:
+            print(
+                f"device {creds.name} may read every pod's topics (what is said stays sealed for non-members)"
+            )
+        if speaks:
+            print(f"device {creds.name} may read and speak in pods: {', '.join(speaks)}")
+        else:
+            print(
+                f"it speaks only in pods granted by id: voicehello broker grant {creds.name} POD_ID --dir {directory}"
+            )
     print(f"username: {creds.name}")
     print(f"password: {creds.password}")
     print(f"copy {directory / hardening.CA_CERT} to the device and paste into its config/voicehello.toml:")
@@ -53,7 +66,10 @@ def cmd_add_device(args: argparse.Namespace) -> int:
 def cmd_grant(args: argparse.Namespace) -> int:
     """Let a device read one more pod."""
     hardening.grant(Path(args.dir), args.name, args.pod)
-    print(f"device {args.name} may now read pod {args.pod}")
+    if args.pod == hardening.ALL_PODS:
+        print(f"device {args.name} may now read every pod (and still speak only in pods granted by id)")
+    else:
+        print(f"device {args.name} may now read and speak in pod {args.pod}")
     return 0
 
 
@@ -78,15 +94,8 @@ def _first_hostname(directory: Path) -> str:
 
 
 def _configured_port(directory: Path) -> int:
-    """The listener port of ``mosquitto.conf`` (8883 when it cannot be read)."""
-    try:
-        for line in (directory / hardening.CONF_FILE).read_text(encoding="utf-8").splitlines():
-            parts = line.split()
-            if len(parts) >= 2 and parts[0] == "listener" and parts[1].isdigit():
-                return int(parts[1])
-    except OSError:
-        pass
-    return hardening.DEFAULT_PORT
+    """The listener port of ``mosquitto.conf``."""
+    return hardening.read_conf(directory / hardening.CONF_FILE).port
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -100,10 +109,17 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--host",
         action="append",
         metavar="NAME",
-        help="host name or address devices use (repeatable; localhost and 127.0.0.1 are always added)",
+        help="host name or address devices use, and the broker listens on (repeatable; default: "
+        "listen on 127.0.0.1 only; localhost and 127.0.0.1 are always on the certificate)",
     )
     p.add_argument("--port", type=int, default=hardening.DEFAULT_PORT, help="TLS port (default 8883)")
     p.add_argument("--force", action="store_true", help="replace a broker already in DIR")
+    p.add_argument(
+        "--ca-dir",
+        type=Path,
+        metavar="CA_DIR",
+        help="where to keep the CA's private key, apart from the broker (default: DIR-ca)",
+    )
     p.set_defaults(func=cmd_init)
 
     p = actions.add_parser("add-device", parents=[common], help="give a device a password and pods")
@@ -114,12 +130,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--pod",
         action="append",
         metavar="POD_ID",
-        help="id of a pod it may read (repeatable; see `pod list`)",
+        help="id of a pod it may read and speak in (repeatable; see `pod list`)",
     )
     which.add_argument(
         "--all-pods",
         action="store_true",
-        help="it may read every pod's topics (contents stay sealed; for streets with many short-lived pods)",
+        help="it may read every pod's topics (contents stay sealed); it speaks only in pods granted by id",
     )
     p.add_argument(
         "--host", metavar="H", help="broker host for the snippet (default: first certificate name)"
@@ -127,7 +143,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, help="broker port for the snippet (default: from mosquitto.conf)")
     p.set_defaults(func=cmd_add_device)
 
-    p = actions.add_parser("grant", parents=[common], help="let a device read one more pod")
+    p = actions.add_parser("grant", parents=[common], help="let a device read and speak in one more pod")
     p.add_argument("name", metavar="NAME")
     p.add_argument(
         "pod", metavar="POD_ID", help=f"pod id (see `voicehello pod list`), or {hardening.ALL_PODS!r}"

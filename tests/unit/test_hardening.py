@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import os
+import pwd
 import shutil
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from voicehello.bus import hardening
+from voicehello.bus import hardening, mqtt
 from voicehello.config import load_settings
 from voicehello.errors import VoicehelloError
 
@@ -35,12 +38,11 @@ def files(tmp_path: Path) -> hardening.BrokerFiles:
 
 def test_init_writes_private_files_and_a_tls_only_config(files: hardening.BrokerFiles) -> None:
     assert _mode(files.directory) == 0o700
-    for key in (files.ca_key, files.server_key, files.password_file, files.acl_file):
+    for key in (files.ca_key, files.server_key, files.password_file, files.acl_file, files.conf):
         assert _mode(key) == 0o600, key
     assert files.password_file.read_text() == ""
     conf = files.conf.read_text().splitlines()
     for line in (
-        "listener 8884",
         f"cafile {files.ca_cert}",
         f"certfile {files.server_cert}",
         f"keyfile {files.server_key}",
@@ -50,11 +52,73 @@ def test_init_writes_private_files_and_a_tls_only_config(files: hardening.Broker
         f"acl_file {files.acl_file}",
         f"persistence_location {files.directory}/",
         "persistent_client_expiration 1h",
-        "max_queued_messages 10000",
         f"pid_file {files.directory / hardening.PID_FILE}",
     ):
         assert line in conf
     assert "allow_anonymous true" not in conf
+
+
+def test_the_ca_key_is_kept_out_of_the_brokers_directory(files: hardening.BrokerFiles) -> None:
+    assert files.ca_key == files.directory.with_name("broker-ca") / "ca.key"
+    assert files.ca_key.is_file()
+    assert _mode(files.ca_key.parent) == 0o700
+    assert not (files.directory / "ca.key").exists()
+    assert files.ca_key.stat().st_uid == os.geteuid(), "the CA key is not given to the broker's user"
+
+
+def test_the_config_bounds_what_a_device_may_cost(files: hardening.BrokerFiles) -> None:
+    """Every limit on its own line, with the numbers documented in hardening.py."""
+    conf = files.conf.read_text().splitlines()
+    for line in (
+        "max_packet_size 65536",
+        "max_queued_messages 1000",
+        "max_queued_bytes 1048576",
+        "max_inflight_messages 20",
+        "autosave_on_changes true",
+        "autosave_interval 1",
+        "check_retain_source true",
+    ):
+        assert line in conf, line
+    assert hardening.MAX_PACKET_BYTES == mqtt.MAX_PACKET_BYTES, "the broker's limit is the client's"
+    assert not [line for line in conf if line.startswith("message_size_limit")]
+
+
+def test_each_host_gets_a_listener_with_the_client_id_bound_to_the_user(tmp_path: Path) -> None:
+    """One listener per host (duplicates by address dropped), each with TLS and
+    use_username_as_clientid after it: before the first listener it would open port 1883."""
+    files = hardening.init_broker(tmp_path / "b", ["127.0.0.1", "localhost", "kitchen.local"], port=8884)
+    conf = files.conf.read_text().splitlines()
+    listeners = [line for line in conf if line.startswith("listener")]
+    assert listeners == ["listener 8884 127.0.0.1", "listener 8884 kitchen.local"]  # localhost is 127.0.0.1
+    for index in (conf.index(listener) for listener in listeners):
+        assert conf[index + 1] == "use_username_as_clientid true"
+        assert f"keyfile {files.server_key}" in conf[index : index + 6]
+    assert conf.index("use_username_as_clientid true") > conf.index(listeners[0])
+    alone = hardening.init_broker(tmp_path / "alone", [], port=8884).conf.read_text().splitlines()
+    assert [line for line in alone if line.startswith("listener")] == ["listener 8884 127.0.0.1"]
+
+
+def test_the_broker_runs_as_mosquitto_when_root_and_it_can_reach_the_directory(tmp_path: Path) -> None:
+    home = tmp_path / "closed"  # pytest's directories are closed to other users
+    files = hardening.init_broker(home / "broker", [])
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    assert f"user {me}" in files.conf.read_text().splitlines(), "fell back to the current user"
+    if os.geteuid() != 0:
+        return
+    open_home = Path(tempfile.mkdtemp(prefix="vh-unit-"))
+    try:
+        os.chmod(open_home, 0o711)
+        files = hardening.init_broker(open_home / "broker", [])
+        assert "user mosquitto" in files.conf.read_text().splitlines()
+        owner = pwd.getpwnam("mosquitto")
+        for path in (files.directory, *files.directory.iterdir()):
+            assert path.stat().st_uid == owner.pw_uid, path
+        assert files.ca_key.stat().st_uid == 0
+        hardening.add_device(files.directory, "maya", ["street"])  # written by root, handed over
+        for name in (hardening.PASSWORD_FILE, hardening.ACL_FILE, hardening.DEVICES_FILE):
+            assert (files.directory / name).stat().st_uid == owner.pw_uid, name
+    finally:
+        shutil.rmtree(open_home)
 
 
 def test_server_certificate_names_every_host_and_is_signed_by_the_ca(files: hardening.BrokerFiles) -> None:
@@ -92,24 +156,31 @@ def test_acl_lets_devices_write_as_themselves_and_read_granted_pods(files: harde
     assert creds.pods == ("street", "garden")
     assert len(creds.password) >= 24
     acl = files.acl_file.read_text()
-    writes = [line for line in acl.splitlines() if line.startswith("pattern write")]
-    assert writes == [f"pattern write voicehello/v1/+/%u/{kind}" for kind in ("msg", "key", "status")]
-    assert "user maya\ntopic read voicehello/v1/garden/#\ntopic read voicehello/v1/street/#" in acl
-    assert "user bob\ntopic read voicehello/v1/garden/#\n\n" in acl, "no pod unless granted"
+    assert not [line for line in acl.splitlines() if line.startswith("pattern")], "no write to any pod id"
+    assert "user maya\ntopic read voicehello/v1/garden/#\ntopic read voicehello/v1/street/#\n" in acl
+    for pod in ("garden", "street"):
+        for kind in ("msg", "key", "status"):
+            assert f"topic write voicehello/v1/{pod}/maya/{kind}\n" in acl
+    assert "user bob\ntopic read voicehello/v1/garden/#\n" in acl, "no pod unless granted"
+    assert "topic write voicehello/v1/street/bob/" not in acl
     passwd = files.password_file.read_text()
     assert passwd.startswith("bob:") or "\nbob:" in passwd
     assert creds.password not in passwd  # only a hash
     assert _mode(files.acl_file) == 0o600
 
     hardening.add_device(files.directory, "lee", [hardening.ALL_PODS])
-    assert "user lee\ntopic read voicehello/v1/+/#" in files.acl_file.read_text()
+    acl = files.acl_file.read_text()
+    assert "user lee\ntopic read voicehello/v1/+/#\n" in acl, "reads every pod..."
+    assert "voicehello/v1/+/lee" not in acl, "...but writes to none it was not granted by id"
+    hardening.grant(files.directory, "lee", "garden")
+    assert "topic write voicehello/v1/garden/lee/msg" in files.acl_file.read_text()
 
     hardening.revoke(files.directory, "maya")
     assert "maya" not in files.acl_file.read_text()
     assert "maya:" not in files.password_file.read_text()
     assert hardening.load_devices(files.directory) == {
         "bob": ["garden"],
-        "lee": [hardening.ALL_PODS],
+        "lee": [hardening.ALL_PODS, "garden"],
     }
 
 

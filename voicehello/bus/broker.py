@@ -26,6 +26,7 @@ from types import TracebackType
 from voicehello.bus import hardening
 from voicehello.config import BusSettings
 from voicehello.errors import BusError
+from voicehello.privacy.keys import write_private
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,14 @@ HARDENED_CONF_NAME = "embedded.conf"
 LOG_NAME = hardening.LOG_FILE
 STDERR_NAME = "mosquitto.stderr"
 DB_NAME = hardening.DB_FILE
+PLAIN_LIMITS = (
+    "autosave_interval 30",
+    "max_queued_messages 10000",
+    "max_queued_bytes 0",
+    "max_inflight_messages 20",
+)
+"""The anonymous broker's room for bursts (the benchmark floods it); the hardened one bounds what a
+device may queue and saves after every change (:func:`~voicehello.bus.hardening.street_limits`)."""
 START_ATTEMPTS = 3
 """Tries with a fresh free port when the one picked was taken meanwhile."""
 
@@ -68,6 +77,7 @@ def render_config(workdir: Path, host: str, port: int) -> str:
         "allow_anonymous true",
         f"user {pwd.getpwuid(os.getuid()).pw_name}",
         *hardening.persistence_and_logging(workdir),
+        *PLAIN_LIMITS,
     ]
     return "\n".join(lines) + "\n"
 
@@ -284,13 +294,16 @@ class EmbeddedBroker:
             conf.write_text(render_config(self.workdir, self.host, port), encoding="utf-8")
             return conf
         conf = self.workdir / HARDENED_CONF_NAME
-        text = hardening.render_conf(self.tls_dir, port, host=self.host)
+        user = hardening.owner_of(self.tls_dir)  # whom `broker init` gave the directory to
+        text = hardening.render_conf(self.tls_dir, port, hosts=[self.host], user=user)
         if self.workdir != self.tls_dir:  # database and log stay in the work directory
             text = text.replace(
                 f"persistence_location {self.tls_dir}/", f"persistence_location {self.workdir}/"
             )
             text = text.replace(f"log_dest file {self.tls_dir}/", f"log_dest file {self.workdir}/")
-        conf.write_text(text, encoding="utf-8")
+            hardening.hand_over(self.tls_dir, self.workdir)
+        write_private(conf, text.encode())
+        hardening.hand_over(self.tls_dir, conf)  # the broker re-reads it on SIGHUP, as its user
         return conf
 
     def _wait_ready(self, port: int, timeout_s: float) -> bool:
