@@ -40,9 +40,11 @@ from paho.mqtt.properties import Properties
 from pods import Circle
 from pulse import PORTAUDIO_DEVICE, PulseServer
 
+from voicehello.announce.rates import RATES_FILE
 from voicehello.bus import topics
 from voicehello.bus.broker import EmbeddedBroker
 from voicehello.bus.messages import Message, Sender, new_message
+from voicehello.bus.seen import SEEN_LOG
 from voicehello.privacy.keys import SIGNATURE_BYTES, DeviceKeys
 from voicehello.privacy.pods import Pod
 
@@ -281,19 +283,22 @@ def inside(path: str | Path, directory: Path) -> bool:
 def assert_only_rosters_written(keys_dir: Path, written: set[str], changed: list[Any]) -> set[str]:
     """What was written in ``keys_dir``: only pod files rewritten as keys are pinned (each
     written as ``pods/.<pod id>.json.<pid>[.<thread>].tmp``, then renamed over ``pods/<pod id>.json``),
-    the ids of the messages received (``.seen.json.<pid>.<thread>.tmp`` renamed over ``seen.json``)
-    and the directories made private (``mkdir`` of ones that exist). Returns those written paths."""
+    the ids of the messages received (``.seen.json.<pid>.<thread>.tmp`` renamed over ``seen.json``,
+    and ``seen.log`` appended to), the rate-limit windows (``.rates.json.<pid>.<thread>.tmp`` renamed
+    over ``rates.json``) and the directories made private (``mkdir`` of ones that exist). Returns
+    those written paths."""
     pods = keys_dir / "pods"
     temp = re.compile(
-        f"(?:{re.escape(str(pods))}/\\.(?P<pod>[0-9a-f]{{16}})\\.json|{re.escape(str(keys_dir))}/\\.seen\\.json)"
+        f"(?:{re.escape(str(pods))}/\\.(?P<pod>[0-9a-f]{{16}})\\.json|{re.escape(str(keys_dir))}/\\.(?P<own>seen|rates)\\.json)"
         r"(?:\.\d+)+\.tmp"
     )
+    appended = {str(keys_dir / SEEN_LOG)}
     ours = {path for path in written if inside(path, keys_dir)}
     assert ours, f"no pod roster was written in {keys_dir} (the daemon pins its own key there)"
-    strays = sorted(path for path in ours if not temp.fullmatch(path))
-    assert not strays, f"files written in the key directory besides pod rosters and seen ids: {strays}"
-    renamed = {path for event, path, _ in changed if event == "os.rename"}
-    assert renamed == ours, f"roster files written but not renamed into place: {sorted(ours - renamed)}"
+    strays = sorted(path for path in ours - appended if not temp.fullmatch(path))
+    assert not strays, f"files written in the key directory besides pod rosters, seen ids and rates: {strays}"
+    renamed = {path for event, path, _ in changed if event == "os.rename" and inside(path, keys_dir)}
+    assert renamed == ours - appended, f"files written but not renamed into place: {sorted(ours - renamed)}"
     for event, path, args in changed:
         if not inside(path, keys_dir):
             continue
@@ -301,11 +306,14 @@ def assert_only_rosters_written(keys_dir: Path, written: set[str], changed: list
             match = temp.fullmatch(path)
             assert match is not None, path
             target = (
-                keys_dir / "seen.json" if match.group("pod") is None else pods / f"{match.group('pod')}.json"
+                keys_dir / f"{match.group('own')}.json"
+                if match.group("pod") is None
+                else pods / f"{match.group('pod')}.json"
             )
             assert repr(str(target)) in args, args
         else:
-            assert (event, path) in {("os.mkdir", str(keys_dir)), ("os.mkdir", str(pods))}, (event, args)
+            allowed = {("os.mkdir", str(keys_dir)), ("os.mkdir", str(pods)), ("os.truncate", *appended)}
+            assert (event, path) in allowed, (event, args)  # the log emptied once compacted
     return ours
 
 
@@ -319,13 +327,26 @@ def assert_seen_ids_only(path: Path) -> None:
         assert isinstance(expires, float), expires
 
 
+def assert_rate_windows_only(path: Path) -> None:
+    """The rate-limit file holds device ids and announcement times, nothing said."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert set(data) == {"v", "windows"}, data
+    for device, times in data["windows"].items():
+        assert re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", device), device
+        assert all(isinstance(t, float) for t in times), times
+
+
 def assert_nothing_left_behind(sandbox: Sandbox, keys_dir: Path | None = None) -> None:
     """No file new, gone or modified in the sandbox, but for the temp dir's own mtime (the
     language model file came and went) and, with ``keys_dir``, its pod files being rewritten."""
     after = sandbox.snapshot()
     if keys_dir is not None:
         assert_seen_ids_only(keys_dir / "seen.json")
-        after.pop(str(keys_dir / "seen.json"), None)
+        assert (keys_dir / SEEN_LOG).read_bytes() == b"", "stopped: the log is compacted into seen.json"
+        for path in (keys_dir / "seen.json", keys_dir / SEEN_LOG, keys_dir / RATES_FILE):
+            after.pop(str(path), None)
+        if (keys_dir / RATES_FILE).exists():
+            assert_rate_windows_only(keys_dir / RATES_FILE)
     new = sorted(set(after) - set(sandbox.before))
     gone = sorted(set(sandbox.before) - set(after))
     assert not new, f"new files: {new}"
