@@ -204,6 +204,7 @@ def run_demo(settings: Settings, out: Callable[[str], None] = print) -> int:
     timeline = _Timeline(out)
     with tempfile.TemporaryDirectory(prefix="voicehello-demo-") as tempdir:
         workdir = Path(tempdir)
+        workdir.chmod(0o711)  # the broker's own user (mosquitto, when root) must reach workdir/broker
         broker: EmbeddedBroker | None = None
         if settings.bus.host:
             pod = _make_pod(workdir, settings.bus.host, settings.bus.port, settings.bus.tls)
