@@ -78,6 +78,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
     settings = _settings(args)
     parser = IntentParser(load_catalog(settings.intents.catalog), threshold=settings.intents.threshold)
     result = parser.parse(" ".join(args.text))
+    explained = result.explanation if args.explain else None
     if args.json:
         _emit(
             {
@@ -85,10 +86,13 @@ def cmd_parse(args: argparse.Namespace) -> int:
                 "intent": result.intent,
                 "slots": result.slots,
                 "confidence": result.confidence,
+                **({"explanation": explained.to_dict()} if explained is not None else {}),
             }
         )
     else:
         print(result.describe())
+        for line in explained.lines() if explained is not None else []:
+            print(f"  {line}")
     return EXIT_OK if result.intent else EXIT_FAILED
 
 
@@ -186,6 +190,12 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     from voicehello.intents.catalog import load_catalog
 
     catalog = load_catalog(_settings(args).intents.catalog)
+    if args.train:
+        from voicehello.intents.nlu.cache import load_or_train, model_dir
+
+        load_or_train(catalog, retrain=True)
+        print(f"trained the intent model into {model_dir(catalog)}")
+        return EXIT_OK
     if args.jsgf:
         print(catalog.jsgf(), end="")
     elif args.vosk:
@@ -404,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("parse", parents=[common], help="parse typed text into an intent")
     p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.add_argument(
+        "--explain", action="store_true", help="also show intent scores, slot spans and template or model"
+    )
     p.add_argument("text", nargs="+")
     p.set_defaults(func=cmd_parse)
 
@@ -417,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--jsgf", action="store_true", help="print the PocketSphinx grammar")
     group.add_argument("--vosk", action="store_true", help="print the Vosk phrase list")
+    group.add_argument(
+        "--train", action="store_true", help="train the intent model now (it is cached by the catalog's hash)"
+    )
     p.set_defaults(func=cmd_catalog)
 
     models = sub.add_parser("models", help="manage Vosk models").add_subparsers(

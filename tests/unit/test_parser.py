@@ -254,6 +254,7 @@ KITCHEN_TALK = [
 KNOWN_FALSE_ACCEPTS = {
     "good morning sweetheart": "say_hello",
     "dinner at six tonight": "announce_event",
+    "no thank you": "reply_no",  # a fair reply (tests/data/nlu has it as reply_no); replies act only after a read-back
 }
 """Kitchen talk the parser currently takes for a request (reported; kept visible here)."""
 

@@ -32,11 +32,13 @@ from voicehello.intents.nlu.cache import load_or_train
 from voicehello.intents.nlu.data import NONE
 from voicehello.intents.nlu.features import Span, is_negation
 from voicehello.intents.nlu.model import NluModel, Tagged
+from voicehello.intents.nlu.values import clean_value
+from voicehello.intents.slot_values import violation
 from voicehello.intents.times import canonical_time
 
 log = logging.getLogger(__name__)
 
-SNAP_CUTOFF = 85.0
+SNAP_CUTOFF = 88.0
 """Least similarity (0..100) for an unlisted slot value to snap to a listed phrase ("lader")."""
 
 MARGIN = 0.25
@@ -49,21 +51,8 @@ RESPELL_CUTOFF = 85.0
 MAX_WORDS = 40
 """Longer text is not one request."""
 
-MAX_VALUE_WORDS = 5
-"""Most words of a slot value the catalog does not list."""
-
-MAX_VALUE_CHARS = 40
-"""Most characters of such a value (the message schema's limit)."""
-
 MIN_FAMILIAR = 0.5
 """Least share of words the model has seen in training (else: another language, or noise)."""
-
-_EDGE_FILLERS = frozenset(
-    {"a", "an", "the", "some", "my", "our", "your", "their", "any", "this", "that", "these", "those", "um", "uh",
-     "er", "erm", "please", "to", "of", "me", "us", "and", "or", "so", "like", "just", "for", "with", "on", "in",
-     "at", "cheers", "thanks", "ta", "x", "then", "now", "too", "mine", "ours", "one"}
-)  # fmt: skip
-"""Words an unlisted value does not start or end with ("a pasta maker please" -> "pasta maker")."""
 
 _PRONOUNS = frozenset(
     {"it", "them", "one", "some", "something", "anything", "that", "this", "stuff", "things"}
@@ -118,6 +107,15 @@ class Explanation:
     spans: tuple[SlotSpan, ...] = ()
     reason: str = ""
     """Why it was rejected; empty when accepted."""
+
+    def to_dict(self) -> dict[str, object]:
+        """For ``parse --explain --json``."""
+        return {
+            "source": self.source,
+            "scores": dict(self.scores),
+            "spans": [{"slot": s.slot, "words": s.words, "value": s.value, "how": s.how} for s in self.spans],
+            "reason": self.reason,
+        }
 
     def lines(self) -> list[str]:
         """The explanation for people, a few lines."""
@@ -349,13 +347,17 @@ class IntentParser:
         if slot_list.kind == "time":
             time = canonical_time(phrase) or canonical_time(clean_value(phrase, cap=False))
             return (time, "time", 1.0) if time is not None else None
-        known = slot_list.canonical(phrase)
-        cleaned = clean_value(phrase)
-        known = known or slot_list.canonical(clean_value(phrase, cap=False))
+        known = slot_list.canonical(phrase) or slot_list.canonical(clean_value(phrase, cap=False))
         if known is not None:
             return known, "known", 1.0
+        if tagged.slot == "task" and tagged.start and words[tagged.start - 1] == "with":
+            phrase = "with " + phrase
+        cleaned = clean_value(phrase, tagged.slot)
         if not cleaned or cleaned in _PRONOUNS:
             return None
+        known = slot_list.canonical(cleaned)
+        if known is not None:
+            return known, "known", 1.0
         near = process.extractOne(
             cleaned, self._list_phrases[list_name], scorer=fuzz.ratio, score_cutoff=SNAP_CUTOFF
         )
@@ -436,24 +438,10 @@ def _outside(words: Sequence[str], filled: Sequence[SlotSpan]) -> list[str]:
 def _broken_rule(slots: Mapping[str, str]) -> str:
     """Why a slot value may not be sent (:mod:`voicehello.intents.slot_values`), or ""."""
     for slot, value in slots.items():
-        if not value:
-            return f"slot {slot} is empty"
+        problem = violation(slot, value)
+        if problem is not None:
+            return f"slot {slot} {problem}"
     return ""
-
-
-def clean_value(phrase: str, *, cap: bool = True) -> str:
-    """An unlisted slot value without leading or trailing fillers and articles, at most
-    :data:`MAX_VALUE_WORDS` words: "a pasta maker please" -> "pasta maker"."""
-    words = phrase.split()
-    while words and words[0] in _EDGE_FILLERS:
-        words.pop(0)
-    if cap:
-        words = words[:MAX_VALUE_WORDS]
-        while len(" ".join(words)) > MAX_VALUE_CHARS:
-            words.pop()
-    while words and words[-1] in _EDGE_FILLERS:
-        words.pop()
-    return " ".join(words)
 
 
 def _with(result: ParseResult, **changes: object) -> ParseResult:

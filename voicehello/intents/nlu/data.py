@@ -30,6 +30,12 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 NONE = "none"
 """The intent label of sentences that are not requests."""
 
+MAX_EVERYDAY = 4000
+"""Most everyday sentences used (a fixed sample of the negatives files, to keep training short)."""
+
+CONTRASTS = 1500
+"""Generated negations, narration and questions."""
+
 OPEN_SHARE = 0.35
 """Share of slot fillers taken from values the catalog does not list."""
 
@@ -134,9 +140,52 @@ class Example:
     tags: tuple[str, ...]
 
 
+ISSUE_SUBJECTS = (
+    "the lift", "the heating", "the gate", "the traffic lights", "the water", "the recycling", "the bins",
+    "the street lamp", "the drains", "the road", "the bus shelter", "the postbox", "the phone lines",
+    "the internet", "the wifi", "the electricity", "the gas", "the footpath", "the bridge", "the car park",
+    "the power", "the phone signal", "the water pressure", "the fence", "the playground", "the bollard",
+    "the street light", "the pavement", "the manhole cover", "the bin", "the alarm", "the boiler",
+)  # fmt: skip
+ISSUE_PREDICATES = (
+    "is broken", "isn't working", "is down", "has gone off", "has been vandalised", "keeps flickering",
+    "hasn't been emptied", "hasn't been collected", "is blocked", "is leaking", "has been left open",
+    "is flooded", "has been cut off", "smells funny", "is out", "wasn't collected", "is closed",
+    "has collapsed", "is icy", "is really slippery", "hasn't been gritted", "is missing", "keeps going off",
+    "has been smashed", "is really low", "has been knocked down", "has come down", "is overflowing",
+    "hasn't been fixed", "still isn't fixed", "has gone out", "is making a horrible noise",
+)  # fmt: skip
+
+
 def data_files() -> list[Path]:
     """The files training reads besides the catalog (their contents go into the cache key)."""
-    return [*sorted(DATA_DIR.glob("negatives*.txt")), DATA_DIR / "open_values.txt"]
+    return [
+        *sorted(DATA_DIR.glob("negatives*.txt")),
+        DATA_DIR / "open_values.txt",
+        DATA_DIR / "phrasings.yaml",
+    ]
+
+
+def phrasings(catalog: Catalog) -> dict[str, list[str]]:
+    """Intent -> extra sentence patterns (``data/phrasings.yaml``) for the intents and slots
+    ``catalog`` has; ``{any}`` is a catalog value that fills no slot."""
+    import yaml
+
+    raw = yaml.safe_load((DATA_DIR / "phrasings.yaml").read_text(encoding="utf-8")) or {}
+    found: dict[str, list[str]] = {}
+    for name, sentences in raw.items():
+        intent = catalog.intents.get(name)
+        if intent is None:
+            continue
+        for sentence in sentences:
+            tree = templates.parse_template(sentence)
+            if set(templates.slots(tree)) - set(intent.slots) - {"any"}:
+                continue
+            found.setdefault(name, []).extend(
+                " ".join(token if isinstance(token, str) else f"{{{token.name}}}" for token in tokens)
+                for tokens in templates.expand(tree)
+            )
+    return found
 
 
 def _lines(path: Path) -> list[str]:
@@ -168,9 +217,12 @@ def negative_sentences() -> list[str]:
 
 
 def data_fingerprint() -> str:
-    """A hash of every training file."""
+    """A hash of every training file and of the code that turns them into a model (so a new
+    version of voicehello retrains rather than reading a model made by older code)."""
     digest = hashlib.sha256()
-    for path in data_files():
+    code = sorted(Path(__file__).resolve().parent.glob("*.py"))
+    times = Path(__file__).resolve().parent.parent / "times.py"
+    for path in [*data_files(), *code, times]:
         if path.exists():
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
@@ -197,8 +249,26 @@ class _Filler:
             return " ".join(token for token in tokens if isinstance(token, str))
         extra = self.open.get(list_name, [])
         if extra and self.rng.random() < OPEN_SHARE:
+            if list_name == "issues" and self.rng.random() < 0.5:
+                return self.issue_statement()
             return self.rng.choice(extra)
         return self.rng.choice(self.phrases[list_name])
+
+    def issue_statement(self) -> str:
+        """ "the heating isn't working", "the water's been cut off": a problem as a statement."""
+        subject = self.rng.choice(ISSUE_SUBJECTS)
+        if self.rng.random() < 0.4:
+            subject = subject.replace("the ", self.rng.choice(("our ", "my ", "")), 1)
+        predicate = self.rng.choice(ISSUE_PREDICATES)
+        verb, _, rest = predicate.partition(" ")
+        if verb in ("is", "has") and self.rng.random() < 0.5:
+            return f"{subject}'s {rest}"
+        return f"{subject} {predicate}"
+
+    def any_value(self) -> str:
+        """A value of any list, for ``{any}``."""
+        name = self.rng.choice(sorted(self.phrases))
+        return self.rng.choice(self.phrases[name])
 
 
 def _decorate(words: list[str], tags: list[str], rng: random.Random) -> tuple[list[str], list[str]]:
@@ -222,6 +292,11 @@ def _fill(pattern: str, slots: dict[str, str], filler: _Filler) -> tuple[list[st
             tags.append("O")
             continue
         slot = match.group(1)
+        if slot not in slots:
+            value = filler.any_value().split()
+            words.extend(value)
+            tags.extend(["O"] * len(value))
+            continue
         value = filler.value(slots[slot]).split()
         words.extend(value)
         tags.extend([f"B-{slot}"] + [f"I-{slot}"] * (len(value) - 1))
@@ -232,13 +307,20 @@ def intent_examples(catalog: Catalog, per_intent: int, rng: random.Random) -> li
     """Sentences of every intent, slots filled, at most ``per_intent`` each (every pattern at
     least once while that fits)."""
     filler = _Filler(catalog, rng)
+    extra = phrasings(catalog)
     examples: list[Example] = []
     for intent in catalog.intents.values():
         patterns = list(intent.patterns())
         rng.shuffle(patterns)
-        count = max(per_intent, 1) if intent.slots else min(per_intent, max(len(patterns) * 2, 200))
+        own = extra.get(intent.name, [])
+        count = (
+            max(per_intent, 1) if intent.slots else min(per_intent, max((len(patterns) + len(own)) * 2, 300))
+        )
         for index in range(count):
-            pattern = patterns[index % len(patterns)]
+            if own and index % 2:
+                pattern = own[(index // 2) % len(own)] if index < 2 * len(own) else rng.choice(own)
+            else:
+                pattern = patterns[(index // 2) % len(patterns)]
             words, tags = _fill(pattern, intent.slots, filler)
             words, tags = _decorate(words, tags, rng)
             examples.append(Example(tuple(words), intent.name, tuple(tags)))
@@ -288,8 +370,9 @@ def none_examples(catalog: Catalog, rng: random.Random) -> list[Example]:
         words = normalize(sentence).split()
         if words:
             examples.append(Example(tuple(words), NONE, ("O",) * len(words)))
-    examples += contrast_examples(catalog, max(600, len(examples)), rng)
-    return examples
+    if len(examples) > MAX_EVERYDAY:
+        examples = random.Random(len(examples)).sample(examples, MAX_EVERYDAY)
+    return examples + contrast_examples(catalog, CONTRASTS, rng)
 
 
 def training_examples(catalog: Catalog, per_intent: int = 1200, seed: int = 7) -> list[Example]:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from voicehello.intents.catalog import Catalog
-from voicehello.intents.times import canonical_time
+from voicehello.intents.times import WEEKDAYS, canonical_time
 
 NEGATIONS = frozenset(
     {"not", "no", "cannot", "nobody", "never", "nothing", "none", "neither", "nor", "nope", "noone"}
@@ -19,6 +19,12 @@ PAST_MARKERS = frozenset({"yesterday", "ago", "last", "earlier", "already", "onc
 
 QUESTION_WORDS = frozenset({"where", "what", "why", "when", "how", "which", "whose"})
 """Question words that start questions to the room ("where did the scissors go")."""
+
+TIME_STARTERS = frozenset(
+    {"at", "on", "this", "next", "tonight", "today", "tomorrow", "around", "about", "from", "by", "in", "later",
+     "the", "over", *WEEKDAYS}
+)  # fmt: skip
+"""The words a time phrase can start with (only spans starting with one are tried as times)."""
 
 TIME_SPAN_WORDS = 8
 """Most words of one time phrase."""
@@ -65,7 +71,7 @@ class Gazetteer:
                     value = phrases.get(phrase)
                     if value is not None:
                         found.append(Span(start, end, list_name, value))
-                if self.time_lists and end - start <= TIME_SPAN_WORDS:
+                if self.time_lists and end - start <= TIME_SPAN_WORDS and words[start] in TIME_STARTERS:
                     time = canonical_time(phrase)
                     if time is not None:
                         found.extend(Span(start, end, name, time) for name in self.time_lists)
