@@ -20,6 +20,8 @@ from voicehello.intents.parser import IntentParser
 
 BENCH_DIR = Path(__file__).resolve().parent
 OFFTOPIC_FILE = BENCH_DIR / "offtopic.txt"
+NATURAL_DIR = BENCH_DIR.parent / "tests" / "data" / "nlu"
+"""The hand-written natural-phrasing set: ``in_domain.tsv`` and ``off_topic.tsv`` (dev/test split)."""
 TESTDATA_DIR = Path("/usr/share/pocketsphinx/test/data")
 """Debian's pocketsphinx-testdata: real human recordings."""
 
@@ -36,6 +38,15 @@ PER_INTENT = 30
 WAKE_SHARE = 0.5
 """Share of test sentences that start with the wake phrase."""
 WAKE_PHRASE = "hey neighbor"
+WAKE_PHRASES = (
+    "hey neighbor",
+    "hi neighbor",
+    "hello neighbor",
+    "hey neighbour",
+    "ok neighbor",
+    "okay neighbor",
+)
+"""Openings that count as a wake phrase in the natural-phrasing set (for the wake count only)."""
 SPLIT_SEEDS = {"dev": "voicehello-bench-dev-v1", "test": "voicehello-bench-test-v1"}
 """Random seeds of the splits: tune on ``dev``, report on ``test``."""
 
@@ -68,6 +79,9 @@ class Prompt:
     """Whether the text starts with the wake phrase."""
     pattern: str = ""
     """The catalog pattern the sentence was filled from (empty for off-topic speech)."""
+    accepted: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Natural-phrasing set: every accepted value of each expected slot (``slots`` holds the
+    preferred one); empty for catalog sentences, whose slots must match exactly."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +181,82 @@ def load_offtopic(split: str, path: Path = OFFTOPIC_FILE) -> list[Prompt]:
         )
         for index, text in enumerate(sentences)
     ]
+
+
+def _tsv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a natural-phrasing TSV file (``#`` comments, then a header line)."""
+    try:
+        lines = [
+            line
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith("#")
+        ]
+    except OSError as exc:
+        raise BenchError(f"cannot read the natural-phrasing set {path}: {exc}") from exc
+    if not lines:
+        raise BenchError(f"{path} has no header line")
+    header = lines[0].split("\t")
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.split("\t")
+        if len(fields) != len(header):
+            raise BenchError(f"{path}: row {number} has {len(fields)} fields, expected {len(header)}")
+        rows.append(dict(zip(header, fields, strict=True)))
+    return rows
+
+
+def parse_slots(text: str) -> dict[str, tuple[str, ...]]:
+    """``item=pasta maker; time=sunday at 2:00`` (``-`` for none; ``a|b`` alternatives)."""
+    if text.strip() in ("", "-"):
+        return {}
+    slots: dict[str, tuple[str, ...]] = {}
+    for pair in text.split(";"):
+        name, sep, values = pair.partition("=")
+        if not sep:
+            raise BenchError(f"bad slot {pair!r} in the natural-phrasing set (expected name=value)")
+        slots[name.strip()] = tuple(value.strip() for value in values.split("|"))
+    return slots
+
+
+def load_natural(split: str, directory: Path = NATURAL_DIR) -> tuple[list[Prompt], list[Prompt]]:
+    """The natural-phrasing set's ``split``: in-domain requests and off-topic sentences, each
+    spoken in one voice (round robin) at a seeded speed, as :func:`load_offtopic` does."""
+    rng = random.Random(SPLIT_SEEDS[split] + "-natural")
+    requests: list[Prompt] = []
+    for row in _tsv_rows(directory / "in_domain.tsv"):
+        if row["split"] != split:
+            continue
+        accepted = parse_slots(row["slots"])
+        index = len(requests)
+        requests.append(
+            Prompt(
+                id=f"natural-{split}-{index:04d}",
+                text=row["text"],
+                voice=VOICES[index % len(VOICES)],
+                speed=rng.randint(*SPEED_RANGE),
+                lead_s=round(rng.uniform(*LEAD_RANGE_S), 2),
+                intent=row["intent"],
+                slots={name: values[0] for name, values in accepted.items()},
+                wake=any(row["text"].startswith(f"{w} ") for w in WAKE_PHRASES),
+                accepted=accepted,
+            )
+        )
+    offtopic: list[Prompt] = []
+    for row in _tsv_rows(directory / "off_topic.tsv"):
+        if row["split"] != split:
+            continue
+        index = len(offtopic)
+        offtopic.append(
+            Prompt(
+                id=f"natural-offtopic-{split}-{index:03d}",
+                text=row["text"],
+                voice=VOICES[index % len(VOICES)],
+                speed=rng.randint(*SPEED_RANGE),
+                lead_s=round(rng.uniform(*LEAD_RANGE_S), 2),
+                intent=None,
+            )
+        )
+    return requests, offtopic
 
 
 def load_recordings(data_dir: Path = TESTDATA_DIR) -> list[Recording]:

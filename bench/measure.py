@@ -131,21 +131,49 @@ class Outcome:
     expected_intent: str | None
     expected_slots: dict[str, str]
     heard: list[HeardRecord] = field(default_factory=list)
+    accepted_slots: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Every accepted value per slot (natural-phrasing set); empty: ``expected_slots`` exactly."""
+    typed_intent: str | None = None
+    """What the parser makes of the sentence's own text (natural-phrasing set)."""
+    typed_slots: dict[str, str] = field(default_factory=dict)
 
     @property
     def acted(self) -> list[HeardRecord]:
         """Utterances that produced an intent."""
         return [record for record in self.heard if record.intent is not None]
 
+    def _slots_right(self, slots: dict[str, str]) -> bool:
+        if not self.accepted_slots:
+            return slots == self.expected_slots
+        return set(slots) == set(self.accepted_slots) and all(
+            value in self.accepted_slots[name] for name, value in slots.items()
+        )
+
     @property
     def correct(self) -> bool:
         """Strict: exactly one intent came out, and it and every slot are right."""
         acted = self.acted
         return (
-            len(acted) == 1
-            and acted[0].intent == self.expected_intent
-            and acted[0].slots == self.expected_slots
+            len(acted) == 1 and acted[0].intent == self.expected_intent and self._slots_right(acted[0].slots)
         )
+
+    @property
+    def wrong_intent(self) -> bool:
+        """An intent came out, and not the expected one (worse than a rejection)."""
+        return any(record.intent != self.expected_intent for record in self.acted)
+
+    @property
+    def as_typed(self) -> bool:
+        """Exactly one intent came out and it (with its slots) is what the typed text gives."""
+        acted = self.acted
+        if self.typed_intent is None:
+            return not acted
+        return len(acted) == 1 and acted[0].intent == self.typed_intent and acted[0].slots == self.typed_slots
+
+    @property
+    def typed_correct(self) -> bool:
+        """The parser alone, on the sentence's text, gets intent and slots right."""
+        return self.typed_intent == self.expected_intent and self._slots_right(self.typed_slots)
 
     @property
     def intent_correct(self) -> bool:

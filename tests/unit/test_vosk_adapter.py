@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from voicehello.errors import CatalogError, ModelError, RecognizerError
+from voicehello.intents.catalog import Catalog
 from voicehello.speech import vosk as adapter
 from voicehello.speech.recognizer import Recognizer, recognize
 from voicehello.speech.vosk import VoskRecognizer, grammar_json, merge_results, parse_result
@@ -495,3 +496,25 @@ def test_filter_is_pure_and_reports_unknown_words() -> None:
     known: Callable[[str], bool] = {"a", "b"}.__contains__
 
     assert adapter.filter_phrases(["a b", "a c", "B  A", "d"], known) == (["a b", "b a"], ["c", "d"])
+
+
+def test_open_slot_phrases_reach_the_grammar_and_unknown_words_are_dropped(
+    fake: FakeVosk, model_dir: Path, catalog: Catalog
+) -> None:
+    """The engines' Vosk phrase list (catalog sentences + open-slot phrases of the broad
+    vocabulary), through the adapter into the grammar the library is given."""
+    from voicehello.speech.vocabulary import vosk_phrases
+
+    phrases = vosk_phrases(catalog, size=40)
+    added = phrases[len(catalog.sentences()) :]
+    open_words = {word for phrase in added for word in phrase.split()} - catalog.words()
+    dropped = sorted(open_words)[:5]
+    fake.vocabulary = (catalog.words() | open_words) - set(dropped)
+
+    VoskRecognizer(model_dir, phrases)
+
+    grammar = json.loads(fake.by_kind("grammar")[0].grammar or "[]")
+    kept = [phrase for phrase in added if not set(phrase.split()) & set(dropped)]
+    assert kept
+    assert set(kept) <= set(grammar)
+    assert not any(set(phrase.split()) & set(dropped) for phrase in grammar)

@@ -39,12 +39,16 @@ def create_recognizer(settings: SpeechSettings, catalog: Catalog) -> Recognizer:
         model = vosk_model_dir(settings)
         if model is None:
             raise ModelError(f"no Vosk model under {settings.models_dir}; {models.HOW_TO_GET_ONE}")
-        return VoskRecognizer(model, catalog.sentences(), full_lm_fallback=settings.vosk_full_lm_fallback)
+        from voicehello.speech.vocabulary import vosk_phrases
+
+        return VoskRecognizer(model, vosk_phrases(catalog), full_lm_fallback=settings.vosk_full_lm_fallback)
     from voicehello.speech.grammar import compile_catalog
-    from voicehello.speech.lm import build_arpa
-    from voicehello.speech.pocketsphinx import PocketSphinxRecognizer
+    from voicehello.speech.lm import catalog_model
+    from voicehello.speech.pocketsphinx import PocketSphinxRecognizer, dictionary_path
+    from voicehello.speech.vocabulary import dictionary_words
 
     words = catalog.words()
     if settings.pocketsphinx_search == "grammar":
         return PocketSphinxRecognizer(words, graph=compile_catalog(catalog))
-    return PocketSphinxRecognizer(words, arpa=build_arpa(catalog.training_sentences()))
+    language = catalog_model(catalog, pronounceable=dictionary_words(dictionary_path()).__contains__)
+    return PocketSphinxRecognizer(words, arpa=language.arpa, classes=language.classes)

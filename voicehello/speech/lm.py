@@ -5,18 +5,95 @@ it decodes what was said even when it is slightly off-catalog, and leaves the de
 the text parser, which rejects what matches no sentence. Counts come from sentences
 sampled evenly over every template and slot value; probabilities use absolute discounting
 with back-off.
+
+Open slots (items, foods, tasks, events, issues) are a class, :data:`OPEN_CLASS`: training
+sentences put the catalog's values in a slot's place most of the time, and the class token
+(once, twice or in a short phrase, see :data:`voicehello.speech.vocabulary.SHAPES`) in the
+rest, so the n-grams learn where an unknown value may stand and how much room it gets. The
+class's members are the broad vocabulary of :mod:`voicehello.speech.vocabulary`, each with its
+own weight; PocketSphinx expands the class while decoding (an ``lmctl`` file with a class
+definition), so the ARPA text stays the size of the catalog's.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from voicehello.intents.catalog import Catalog
+from voicehello.speech import vocabulary as vocab
 
 DISCOUNT = 0.5
 """Absolute discount taken from every seen n-gram count, given to the back-off."""
 
 BOS, EOS = "<s>", "</s>"
+
+OPEN_CLASS = "[open]"
+"""The class token of open slot words in the n-grams (PocketSphinx's class syntax)."""
+OPEN_UNIGRAM_SCALE = 0.01
+"""The class token's unigram weight is scaled by this: open words belong in slot positions
+(where the n-grams put them), not wherever the model backs off to unigrams."""
+TRAINING_PER_INTENT = 3000
+"""Catalog sentences per intent the model is trained on (each also after a wake phrase)."""
+TRAINING_SEED = 5
+
+
+@dataclass(frozen=True)
+class LanguageModel:
+    """An ARPA model and the word classes its n-grams name (class -> word -> weight)."""
+
+    arpa: str
+    classes: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def open_sentences(catalog: Catalog, share: float, rng: random.Random) -> list[str]:
+    """Training sentences with :data:`OPEN_CLASS` in open slots: for each intent with an open
+    slot, enough that the class takes ``share`` of that slot's training occurrences."""
+    if share <= 0:
+        return []
+    if share >= 1:
+        raise ValueError("the open-slot share must be below 1")
+    wakes = catalog.wake_phrases or ("",)
+    sentences: list[str] = []
+    for intent in catalog.intents:
+        count = round(TRAINING_PER_INTENT * share / (1 - share))
+        patterns = vocab.open_patterns(catalog, intent, count, rng)
+        filled = [pattern.replace("{w}", OPEN_CLASS) for pattern in patterns]
+        sentences += filled
+        sentences += [f"{wakes[i % len(wakes)]} {text}".strip() for i, text in enumerate(filled)]
+    return sentences
+
+
+def catalog_model(
+    catalog: Catalog,
+    *,
+    pronounceable: Callable[[str], bool] | None = None,
+    size: int | None = None,
+    weight: float | None = None,
+) -> LanguageModel:
+    """The catalog's language model, with open slots as a class of ``size`` broad words that
+    take ``weight`` of each open slot (defaults: :data:`voicehello.speech.vocabulary.DEFAULT_SIZE`,
+    :data:`~voicehello.speech.vocabulary.DEFAULT_WEIGHT`; size 0 or weight 0: no class)."""
+    size = vocab.DEFAULT_SIZE if size is None else size
+    weight = vocab.DEFAULT_WEIGHT if weight is None else weight
+    sentences = catalog.training_sentences(per_intent=TRAINING_PER_INTENT, seed=TRAINING_SEED)
+    if weight <= 0 or size <= 0:
+        return LanguageModel(build_arpa(sentences))
+    words = vocab.broad_vocabulary(size, pronounceable=pronounceable, exclude=catalog.words())
+    if not len(words):
+        return LanguageModel(build_arpa(sentences))
+    sentences += open_sentences(catalog, weight, random.Random(TRAINING_SEED))
+    arpa = build_arpa(sentences, unigram_scale={OPEN_CLASS: OPEN_UNIGRAM_SCALE})
+    return LanguageModel(arpa, {OPEN_CLASS: words.as_dict()})
+
+
+def classdef(name: str, members: dict[str, float]) -> str:
+    """A PocketSphinx class definition file: ``LMCLASS [name]``, ``word weight`` lines, ``END``."""
+    lines = [f"LMCLASS {name}", *(f"{word} {weight:.8g}" for word, weight in members.items()), f"END {name}"]
+    return "\n".join(lines) + "\n"
 
 
 def _ngrams(sentences: Iterable[str]) -> list[Counter[tuple[str, ...]]]:
@@ -32,10 +109,13 @@ def _ngrams(sentences: Iterable[str]) -> list[Counter[tuple[str, ...]]]:
     return counts
 
 
-def build_arpa(sentences: Iterable[str]) -> str:
-    """An ARPA trigram model of ``sentences`` (one per item, words separated by spaces)."""
+def build_arpa(sentences: Iterable[str], unigram_scale: dict[str, float] | None = None) -> str:
+    """An ARPA trigram model of ``sentences`` (one per item, words separated by spaces).
+
+    ``unigram_scale`` multiplies some words' unigram weight (then renormalized): a class
+    token scaled down is predicted where its n-grams were seen, rarely anywhere else."""
     unigrams, bigrams, trigrams = _ngrams(sentences)
-    total = sum(unigrams.values())
+    scale = unigram_scale or {}
     vocabulary = sorted({gram[0] for gram in unigrams} | {BOS})
 
     def context_stats(
@@ -50,7 +130,9 @@ def build_arpa(sentences: Iterable[str]) -> str:
 
     # Unigrams: add-half smoothing, <s> never predicted.
     predictable = [w for w in vocabulary if w != BOS]
-    p1 = {w: (unigrams.get((w,), 0) + 0.5) / (total + 0.5 * len(predictable)) for w in predictable}
+    raw = {w: (unigrams.get((w,), 0) + 0.5) * scale.get(w, 1.0) for w in predictable}
+    total = sum(raw.values())
+    p1 = {w: value / total for w, value in raw.items()}
     bi_totals, bi_types = context_stats(bigrams)
     tri_totals, tri_types = context_stats(trigrams)
 

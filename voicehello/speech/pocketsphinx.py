@@ -82,13 +82,21 @@ class PocketSphinxRecognizer:
         *,
         arpa: str | None = None,
         graph: WordGraph | None = None,
+        classes: dict[str, dict[str, float]] | None = None,
         model_dir: Path | None = None,
         **options: object,
     ) -> None:
-        """Load the bundled model with either an ARPA language model or a word graph."""
+        """Load the bundled model with either an ARPA language model (whose n-grams may name
+        word ``classes``: class -> word -> weight) or a word graph."""
         if (arpa is None) == (graph is None):
             raise ValueError("give exactly one of arpa= or graph=")
-        self._decoder = _load_decoder(model_dir, options)
+        if classes and arpa is None:
+            raise ValueError("word classes need arpa=")
+        if arpa is not None and classes:
+            self._decoder = _load_with_classes(model_dir, options, arpa, classes)
+            arpa = None  # already loaded, as the decoder's own search
+        else:
+            self._decoder = _load_decoder(model_dir, options)
         unknown = sorted(word for word in words if self._decoder.lookup_word(word) is None)
         if unknown:
             raise CatalogError(
@@ -153,25 +161,65 @@ class PocketSphinxRecognizer:
         )
 
 
-def _load_decoder(model_dir: Path | None, options: dict[str, object]) -> Any:
-    from pocketsphinx import Decoder, get_model_path
+def model_root(model_dir: Path | None = None) -> Path:
+    """Where the English model is: ``model_dir``, else the one the wheel carries."""
+    from pocketsphinx import get_model_path
 
-    model_root = Path(model_dir) if model_dir else Path(get_model_path())
-    hmm = model_root / "en-us" / "en-us"
-    dictionary = model_root / "en-us" / "cmudict-en-us.dict"
+    return Path(model_dir) if model_dir else Path(get_model_path())
+
+
+def dictionary_path(model_dir: Path | None = None) -> Path:
+    """The pronunciation dictionary of the English model."""
+    return model_root(model_dir) / "en-us" / "cmudict-en-us.dict"
+
+
+def _load_decoder(model_dir: Path | None, options: dict[str, object]) -> Any:
+    from pocketsphinx import Decoder
+
+    root = model_root(model_dir)
+    hmm = root / "en-us" / "en-us"
+    dictionary = dictionary_path(model_dir)
     if not hmm.is_dir() or not dictionary.is_file():
-        raise ModelError(f"no PocketSphinx English model under {model_root}")
+        raise ModelError(f"no PocketSphinx English model under {root}")
+    settings: dict[str, object] = {"lm": None, **DECODER_OPTIONS, **options}
     try:
-        return Decoder(
-            samprate=SAMPLE_RATE,
-            hmm=str(hmm),
-            dict=str(dictionary),
-            lm=None,
-            loglevel="FATAL",
-            **{**DECODER_OPTIONS, **options},
-        )
+        return Decoder(samprate=SAMPLE_RATE, hmm=str(hmm), dict=str(dictionary), loglevel="FATAL", **settings)
     except (RuntimeError, ValueError) as exc:
-        raise ModelError(f"PocketSphinx failed to load its model from {model_root}: {exc}") from exc
+        if "lmctl" in options:
+            raise CatalogError(
+                f"PocketSphinx rejected the language model built from the catalog: {exc}"
+            ) from exc
+        raise ModelError(f"PocketSphinx failed to load its model from {root}: {exc}") from exc
+
+
+def _load_with_classes(
+    model_dir: Path | None, options: dict[str, object], arpa: str, classes: dict[str, dict[str, float]]
+) -> Any:
+    """A decoder whose search ``catalog`` is ``arpa`` with word classes: PocketSphinx takes
+    classes only from an ``lmctl`` file read when the decoder is made, so the model, its class
+    definitions and the control file are written to a private temporary directory (text
+    only, never audio) and removed once loaded."""
+    from voicehello.speech.lm import classdef
+
+    with tempfile.TemporaryDirectory(prefix="voicehello-lm-") as folder:
+        root = Path(folder)
+        (root / "catalog.arpa").write_text(arpa, encoding="utf-8")
+        names = []
+        for index, (name, members) in enumerate(classes.items()):
+            path = root / f"class{index}.classdef"
+            path.write_text(classdef(name, members), encoding="utf-8")
+            names.append(str(path))
+        control = root / "catalog.lmctl"
+        control.write_text(
+            "{ "
+            + " ".join(names)
+            + " }\n"
+            + f"{root / 'catalog.arpa'} catalog {{\n"
+            + "".join(f"  {name}\n" for name in classes)
+            + "}\n",
+            encoding="utf-8",
+        )
+        return _load_decoder(model_dir, {**options, "lm": None, "lmctl": str(control), "lmname": "catalog"})
 
 
 def _add_language_model(decoder: Any, arpa: str) -> None:
