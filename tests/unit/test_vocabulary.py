@@ -177,3 +177,13 @@ def test_vosk_grammar_gets_the_open_phrases(catalog: Catalog) -> None:
     assert len(added) == 30
     grammar = json.loads(grammar_json(phrases))
     assert set(added) <= set(grammar)
+
+
+def test_dictionary_file_filters_the_class(
+    catalog: Catalog, pronounceable: frozenset[str], tmp_path: Path
+) -> None:
+    small = tmp_path / "small.dict"
+    small.write_text("wardrobe W AO R D R OW B\npavement P EY V M AH N T\npavement(2) P EY V M IH N T\n")
+    model = lm.catalog_model(catalog, dictionary=small, size=50, weight=0.01)
+    assert set(model.classes[lm.OPEN_CLASS]) == {"wardrobe", "pavement"}
+    assert lm.catalog_model(catalog, dictionary=tmp_path / "unused.dict", size=50, weight=0.0).classes == {}

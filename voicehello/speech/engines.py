@@ -45,10 +45,9 @@ def create_recognizer(settings: SpeechSettings, catalog: Catalog) -> Recognizer:
     from voicehello.speech.grammar import compile_catalog
     from voicehello.speech.lm import catalog_model
     from voicehello.speech.pocketsphinx import PocketSphinxRecognizer, dictionary_path
-    from voicehello.speech.vocabulary import dictionary_words
 
     words = catalog.words()
     if settings.pocketsphinx_search == "grammar":
         return PocketSphinxRecognizer(words, graph=compile_catalog(catalog))
-    language = catalog_model(catalog, pronounceable=dictionary_words(dictionary_path()).__contains__)
+    language = catalog_model(catalog, dictionary=dictionary_path())
     return PocketSphinxRecognizer(words, arpa=language.arpa, classes=language.classes)

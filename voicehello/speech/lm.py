@@ -22,6 +22,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from voicehello.intents.catalog import Catalog
 from voicehello.speech import vocabulary as vocab
@@ -71,17 +72,21 @@ def catalog_model(
     catalog: Catalog,
     *,
     pronounceable: Callable[[str], bool] | None = None,
+    dictionary: Path | None = None,
     size: int | None = None,
     weight: float | None = None,
 ) -> LanguageModel:
     """The catalog's language model, with open slots as a class of ``size`` broad words that
     take ``weight`` of each open slot (defaults: :data:`voicehello.speech.vocabulary.DEFAULT_SIZE`,
-    :data:`~voicehello.speech.vocabulary.DEFAULT_WEIGHT`; size 0 or weight 0: no class)."""
+    :data:`~voicehello.speech.vocabulary.DEFAULT_WEIGHT`; size 0 or weight 0: no class). Words
+    must pass ``pronounceable``, or else be in the pronunciation ``dictionary`` file."""
     size = vocab.DEFAULT_SIZE if size is None else size
     weight = vocab.DEFAULT_WEIGHT if weight is None else weight
     sentences = catalog.training_sentences(per_intent=TRAINING_PER_INTENT, seed=TRAINING_SEED)
     if weight <= 0 or size <= 0:
         return LanguageModel(build_arpa(sentences))
+    if pronounceable is None and dictionary is not None:  # read only when the class is wanted
+        pronounceable = vocab.dictionary_words(dictionary).__contains__
     words = vocab.broad_vocabulary(size, pronounceable=pronounceable, exclude=catalog.words())
     if not len(words):
         return LanguageModel(build_arpa(sentences))
