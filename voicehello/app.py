@@ -24,7 +24,7 @@ from voicehello.bus.messages import Message, Sender
 from voicehello.bus.mqtt import BusClient
 from voicehello.config import Settings
 from voicehello.conversation import Action, Conversation, Publish
-from voicehello.errors import VoicehelloError
+from voicehello.errors import BusError, MessageError, VoicehelloError
 from voicehello.intents.catalog import Catalog, load_catalog
 from voicehello.intents.parser import IntentParser, ParseResult, slot_text
 from voicehello.privacy.held import HeldMessages
@@ -277,6 +277,39 @@ class Device:
             if self.settings.announce.output == "speaker":  # else the announcer prints it
                 self.report(f"says: {action.text}")
             self.announcer.prompt(action.text)
+
+    def send_typed(self, message: Message, *, pod: str | None = None, timeout_s: float = 10.0) -> str:
+        """Publish a message confirmed elsewhere (``voicehello say``, over the control socket) on
+        this device's own broker connection, and wait up to ``timeout_s`` for the broker to take
+        it; returns its id. It is remembered as sent here, so replies to it are announced.
+
+        Raises :class:`MessageError` for another device's or an expired message,
+        :class:`PrivacyError` for a pod this device is not in, :class:`BusError` when the broker
+        did not take it in time (it stays in the outbox) or refused it.
+        """
+        if message.sender.device != self.sender.device:
+            raise MessageError(
+                f"message {message.id[:8]} is from {message.sender.device!r}, not from this device"
+                f" ({self.sender.device!r})"
+            )
+        if message.expired(self.clock()):
+            raise MessageError(f"message {message.id[:8]} had expired")
+        self.conversation.remember_sent(message)  # before a reply can come
+        self.bus.publish(message, pod=pod)
+        bus = self.settings.bus
+        if not self.bus.flush(timeout_s):
+            raise BusError(
+                f"broker {bus.host}:{bus.port} did not take the message within {timeout_s:g} s; "
+                "the running daemon keeps it and sends it when the broker is back (until it expires)"
+            )
+        reason = self.bus.refused(message.id)
+        if reason is not None:
+            raise BusError(
+                f"the broker refused the message ({reason}): is {self.sender.device!r} the user name "
+                "it knows this device by? nothing was sent"
+            )
+        self.report(f"sent: {_describe_message(message)} (typed with say)")
+        return message.id
 
     # -- the neighbors ----------------------------------------------------------------------
     def _on_bus_message(self, message: Message) -> None:

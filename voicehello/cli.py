@@ -23,6 +23,9 @@ from voicehello.errors import BusError, ConfigError, VoicehelloError
 
 if TYPE_CHECKING:
     from voicehello.app import Device
+    from voicehello.bus.local import SayRequest, SayServer
+    from voicehello.bus.messages import Message
+    from voicehello.privacy.membership import Membership
     from voicehello.privacy.pods import Pod
 
 log = logging.getLogger(__name__)
@@ -247,6 +250,17 @@ def _pods_line(device: Device) -> str:
     return f"{device.settings.device.id}: in pods {pods}; what is said there is sealed end to end"
 
 
+def _say_server(device: Device) -> SayServer:
+    """The control socket ``voicehello say`` hands this device's messages to (not yet listening),
+    so that the device keeps one broker connection."""
+    from voicehello.bus.local import SayServer, socket_path
+
+    def handle(request: SayRequest) -> str:
+        return device.send_typed(request.message, pod=request.pod, timeout_s=request.timeout_s)
+
+    return SayServer(socket_path(device.settings.privacy.keys_dir), handle)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """The device daemon: listen, read back, publish, announce, take replies."""
     from voicehello.app import Device, Understander
@@ -257,36 +271,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     if args.no_mic:
         device = Device(settings, report=_print_line)
+        control = _say_server(device)
         _stop_on_signals(stop.set)
+        try:
+            control.start()  # before the broker: a second daemon of this device stops here
+            device.start()
+            print(
+                f"{settings.device.id}: announcing only (no microphone); Ctrl+C to stop",
+                file=sys.stderr,
+                flush=True,
+            )
+            print(_pods_line(device), file=sys.stderr, flush=True)
+            while not stop.wait(0.5):
+                device.conversation.tick()
+        finally:
+            control.stop()
+            device.stop()
+        return EXIT_OK
+    device = Device(settings, understander=Understander(settings), report=_print_line)
+    control = _say_server(device)
+    input_device = args.device if args.device is not None else settings.audio.input_device
+    source = MicrophoneSource(device=input_device, block_ms=settings.audio.block_ms).open()
+    _stop_on_signals(source.request_stop)
+    try:
+        control.start()  # before the broker: a second daemon of this device stops here
         device.start()
         print(
-            f"{settings.device.id}: announcing only (no microphone); Ctrl+C to stop",
+            f'{settings.device.id}: listening; say "hey neighbor ..." (Ctrl+C to stop)',
             file=sys.stderr,
             flush=True,
         )
         print(_pods_line(device), file=sys.stderr, flush=True)
-        try:
-            while not stop.wait(0.5):
-                device.conversation.tick()
-        finally:
-            device.stop()
-        return EXIT_OK
-    device = Device(settings, understander=Understander(settings), report=_print_line)
-    input_device = args.device if args.device is not None else settings.audio.input_device
-    source = MicrophoneSource(device=input_device, block_ms=settings.audio.block_ms).open()
-    _stop_on_signals(source.request_stop)
-    device.start()
-    print(
-        f'{settings.device.id}: listening; say "hey neighbor ..." (Ctrl+C to stop)',
-        file=sys.stderr,
-        flush=True,
-    )
-    print(_pods_line(device), file=sys.stderr, flush=True)
-    try:
         for _ in device.listen(source):
             pass
     finally:
         source.close()
+        control.stop()
         device.stop()
     return EXIT_OK
 
@@ -294,7 +314,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_say(args: argparse.Namespace) -> int:
     """Send a typed request exactly as if it had been spoken."""
     from voicehello.bus.messages import Sender
-    from voicehello.bus.mqtt import BusClient
     from voicehello.conversation import Conversation, Publish, Say
     from voicehello.intents.catalog import load_catalog
     from voicehello.intents.parser import IntentParser
@@ -334,14 +353,47 @@ def cmd_say(args: argparse.Namespace) -> int:
     if not messages:
         print("Okay, not sent.")
         return EXIT_OK
+    if not _handed_to_daemon(settings, messages, pod, args.timeout):
+        _say_directly(settings, membership, messages, pod, args.timeout)
+    for message in messages:
+        print(
+            f"sent {message.intent} {json.dumps(message.slots)} to pod {pod.name} (id {message.id}, valid until {time.strftime('%H:%M', time.localtime(message.expires))})"
+        )
+    return EXIT_OK
+
+
+def _handed_to_daemon(settings: Settings, messages: list[Message], pod: Pod, timeout_s: float) -> bool:
+    """Hand ``messages`` to this device's running daemon over its control socket, which publishes
+    them on its own broker connection (one connection per device account); False when no daemon
+    runs. Raises :class:`BusError` when the daemon did not get them to the broker."""
+    from voicehello.bus.local import MAX_WAIT_S, SayRequest, hand_over, socket_path
+
+    path = socket_path(settings.privacy.keys_dir)
+    for message in messages:
+        answer = hand_over(path, SayRequest(message, pod=pod.id, timeout_s=min(timeout_s, MAX_WAIT_S)))
+        if answer is None:
+            return False
+        if not answer.ok:
+            raise BusError(answer.error or "the running daemon did not send the message")
+    log.info("handed to the running daemon over %s (no broker connection of its own)", path)
+    return True
+
+
+def _say_directly(
+    settings: Settings, membership: Membership, messages: list[Message], pod: Pod, timeout_s: float
+) -> None:
+    """Publish ``messages`` on a connection of ``say``'s own (no daemon runs for this device)."""
+    from voicehello.bus.mqtt import BusClient
+
+    log.info("no daemon runs for this device: connecting to the broker %s", settings.bus.host)
     bus = BusClient(settings.bus, settings.device, lambda _message: None, membership=membership, listen=False)
     bus.start()
     try:
         for message in messages:
             bus.publish(message, pod=pod.id)
-        if not bus.flush(args.timeout):
+        if not bus.flush(timeout_s):
             raise BusError(
-                f"broker {settings.bus.host}:{settings.bus.port} did not take the message within {args.timeout:g} s; nothing was sent"
+                f"broker {settings.bus.host}:{settings.bus.port} did not take the message within {timeout_s:g} s; nothing was sent"
             )
         for message in messages:
             reason = bus.refused(message.id)
@@ -352,11 +404,6 @@ def cmd_say(args: argparse.Namespace) -> int:
                 )
     finally:
         bus.stop()
-    for message in messages:
-        print(
-            f"sent {message.intent} {json.dumps(message.slots)} to pod {pod.name} (id {message.id}, valid until {time.strftime('%H:%M', time.localtime(message.expires))})"
-        )
-    return EXIT_OK
 
 
 def _add_device_commands(sub: Any, common: argparse.ArgumentParser, engine: argparse.ArgumentParser) -> None:
