@@ -252,7 +252,6 @@ KITCHEN_TALK = [
 ]
 
 KNOWN_FALSE_ACCEPTS = {
-    "good morning sweetheart": "say_hello",
     "dinner at six tonight": "announce_event",
     "no thank you": "reply_no",  # a fair reply (tests/data/nlu has it as reply_no); replies act only after a read-back
 }

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from voicehello.intents import templates
 from voicehello.intents.catalog import Catalog
+from voicehello.intents.nlu.statements import everyday_statement, statement
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,15 @@ MAX_EVERYDAY = 4000
 
 CONTRASTS = 1500
 """Generated negations, narration and questions."""
+
+STATEMENTS = 800
+"""Generated problem statements per intent that takes an issue."""
+
+ISSUE_LIST = "issues"
+"""The value list of street problems (its intents also learn plain problem statements)."""
+
+EVERYDAY_STATEMENTS = 800
+"""Generated statements that report nothing ("the kettle's broken"), against the problem statements."""
 
 OPEN_SHARE = 0.35
 """Share of slot fillers taken from values the catalog does not list."""
@@ -76,6 +86,10 @@ CONTRAST_TEMPLATES = (
     "{who} lent me {a_items} {past}",
     "i gave the {foods} to {who} {past}",
     "i made {foods} {past}",
+    "(we|i) (picked|bought|ate|cooked|found|grew) (loads of|some|too much|far too much) {foods} {past}",
+    "(we're|we are) having {foods} (for dinner|for tea|on friday|tonight|for lunch)",
+    "did (someone|anyone|anybody|you) (take|move|use|see|put away) (my|the) {items}",
+    "did (someone|anyone|anybody|you) (take the bin out|lock the back door|feed the cat|close the window)",
     "we ate all the {foods} {past}",
     "we had {a_events} {past}",
     "the {events} was lovely {past}",
@@ -138,23 +152,6 @@ class Example:
     words: tuple[str, ...]
     intent: str
     tags: tuple[str, ...]
-
-
-ISSUE_SUBJECTS = (
-    "the lift", "the heating", "the gate", "the traffic lights", "the water", "the recycling", "the bins",
-    "the street lamp", "the drains", "the road", "the bus shelter", "the postbox", "the phone lines",
-    "the internet", "the wifi", "the electricity", "the gas", "the footpath", "the bridge", "the car park",
-    "the power", "the phone signal", "the water pressure", "the fence", "the playground", "the bollard",
-    "the street light", "the pavement", "the manhole cover", "the bin", "the alarm", "the boiler",
-)  # fmt: skip
-ISSUE_PREDICATES = (
-    "is broken", "isn't working", "is down", "has gone off", "has been vandalised", "keeps flickering",
-    "hasn't been emptied", "hasn't been collected", "is blocked", "is leaking", "has been left open",
-    "is flooded", "has been cut off", "smells funny", "is out", "wasn't collected", "is closed",
-    "has collapsed", "is icy", "is really slippery", "hasn't been gritted", "is missing", "keeps going off",
-    "has been smashed", "is really low", "has been knocked down", "has come down", "is overflowing",
-    "hasn't been fixed", "still isn't fixed", "has gone out", "is making a horrible noise",
-)  # fmt: skip
 
 
 def data_files() -> list[Path]:
@@ -249,21 +246,8 @@ class _Filler:
             return " ".join(token for token in tokens if isinstance(token, str))
         extra = self.open.get(list_name, [])
         if extra and self.rng.random() < OPEN_SHARE:
-            if list_name == "issues" and self.rng.random() < 0.5:
-                return self.issue_statement()
             return self.rng.choice(extra)
         return self.rng.choice(self.phrases[list_name])
-
-    def issue_statement(self) -> str:
-        """ "the heating isn't working", "the water's been cut off": a problem as a statement."""
-        subject = self.rng.choice(ISSUE_SUBJECTS)
-        if self.rng.random() < 0.4:
-            subject = subject.replace("the ", self.rng.choice(("our ", "my ", "")), 1)
-        predicate = self.rng.choice(ISSUE_PREDICATES)
-        verb, _, rest = predicate.partition(" ")
-        if verb in ("is", "has") and self.rng.random() < 0.5:
-            return f"{subject}'s {rest}"
-        return f"{subject} {predicate}"
 
     def any_value(self) -> str:
         """A value of any list, for ``{any}``."""
@@ -356,6 +340,7 @@ def contrast_examples(catalog: Catalog, count: int, rng: random.Random) -> list[
             return _a(value) if article else value
 
         text = re.sub(r"\{(\w+)\}", fill, template)
+        text = re.sub(r"\(([^()]*)\)", lambda m: rng.choice(m.group(1).split("|")), text)
         words = text.split()
         examples.append(Example(tuple(words), NONE, ("O",) * len(words)))
     return examples
@@ -372,10 +357,32 @@ def none_examples(catalog: Catalog, rng: random.Random) -> list[Example]:
             examples.append(Example(tuple(words), NONE, ("O",) * len(words)))
     if len(examples) > MAX_EVERYDAY:
         examples = random.Random(len(examples)).sample(examples, MAX_EVERYDAY)
+    if any(ISSUE_LIST in intent.slots.values() for intent in catalog.intents.values()):
+        for _ in range(EVERYDAY_STATEMENTS):
+            words = everyday_statement(rng)
+            examples.append(Example(tuple(words), NONE, ("O",) * len(words)))
     return examples + contrast_examples(catalog, CONTRASTS, rng)
+
+
+def statement_examples(catalog: Catalog, count: int, rng: random.Random) -> list[Example]:
+    """Problem statements ("the road hasn't been gritted") for each intent with a slot of the
+    :data:`ISSUE_LIST` list (:mod:`voicehello.intents.nlu.statements`)."""
+    examples: list[Example] = []
+    for intent in catalog.intents.values():
+        for slot, list_name in intent.slots.items():
+            if list_name != ISSUE_LIST:
+                continue
+            for _ in range(count):
+                words, tags = statement(slot, rng)
+                examples.append(Example(tuple(words), intent.name, tuple(tags)))
+    return examples
 
 
 def training_examples(catalog: Catalog, per_intent: int = 1200, seed: int = 7) -> list[Example]:
     """Everything the model is trained on (deterministic for a catalog, data files and seed)."""
     rng = random.Random(seed)
-    return intent_examples(catalog, per_intent, rng) + none_examples(catalog, rng)
+    return (
+        intent_examples(catalog, per_intent, rng)
+        + statement_examples(catalog, STATEMENTS, rng)
+        + none_examples(catalog, rng)
+    )

@@ -108,9 +108,36 @@ def _ngrams(prefix: str, words: Sequence[str]) -> list[str]:
     return grams
 
 
-def intent_features(words: Sequence[str], spans: Sequence[Span]) -> list[str]:
-    """Features of a whole sentence for the intent classifier."""
+def _shape(word: str) -> str:
+    """A coarse class of a word no template uses: ``*ing``, ``*ed``, ``*s`` or ``*``."""
+    for ending in ("ing", "ed", "s"):
+        if word.endswith(ending) and len(word) > len(ending) + 2:
+            return "*" + ending
+    return "*"
+
+
+def frame(words: Sequence[str], spans: Iterable[Span], known: frozenset[str]) -> list[str]:
+    """The sentence's frame: spans as ``{list}``, each run of words that no template or phrasing
+    uses as one shape token ("i need help wallpapering the hallway" -> "i need help *ing the *")."""
+    out: list[str] = []
+    for word in placeholder_words(words, spans):
+        if word.startswith("{") or word in known:
+            out.append(word)
+        elif not out or not out[-1].startswith("*"):
+            out.append(_shape(word))
+    return out
+
+
+def intent_features(
+    words: Sequence[str], spans: Sequence[Span], known: frozenset[str] = frozenset()
+) -> list[str]:
+    """Features of a whole sentence for the intent classifier; ``known`` are the words of the
+    templates and phrasings (the others become shape tokens in the frame n-grams)."""
     features = _ngrams("w", words)
+    if known:
+        shaped = ["<s>", *frame(words, spans, known), "</s>"]
+        features += [f"k2={a}|{b}" for a, b in itertools.pairwise(shaped) if "*" in a + b]
+        features += [f"k3={a}|{b}|{c}" for a, b, c in zip(shaped, shaped[1:], shaped[2:], strict=False)]
     placeholders = placeholder_words(words, spans)
     if spans:
         features += [gram for gram in _ngrams("p", placeholders) if "{" in gram]

@@ -20,7 +20,7 @@ import pycrfsuite
 from voicehello.errors import CatalogError
 from voicehello.intents import templates
 from voicehello.intents.catalog import Catalog
-from voicehello.intents.nlu.data import NONE, Example, training_examples
+from voicehello.intents.nlu.data import NONE, Example, phrasings, training_examples
 from voicehello.intents.nlu.features import Gazetteer, Span, intent_features, token_features
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,12 @@ class Tagged:
     slot: str
     start: int
     end: int
+
+
+def frame_words(catalog: Catalog) -> frozenset[str]:
+    """The literal words of the templates and of the training phrasings (``data/phrasings.yaml``)."""
+    extra = {word for patterns in phrasings(catalog).values() for p in patterns for word in p.split()}
+    return template_words(catalog) | frozenset(word for word in extra if not word.startswith("{"))
 
 
 def template_words(catalog: Catalog) -> frozenset[str]:
@@ -73,10 +79,13 @@ class NluModel:
         self.taggers = taggers
         self.gazetteer = Gazetteer(catalog)
         self.template_words = template_words(catalog)
+        self.frame_words = frame_words(catalog)
 
     def intent_scores(self, words: Sequence[str], spans: Sequence[Span]) -> dict[str, float]:
         """Intent (or ``none``) -> probability."""
-        columns = sorted({self.index[f] for f in intent_features(words, spans) if f in self.index})
+        columns = sorted(
+            {self.index[f] for f in intent_features(words, spans, self.frame_words) if f in self.index}
+        )
         logits = self.bias + (self.weights[:, columns].sum(axis=1) if columns else 0.0)
         logits = logits - logits.max()
         probabilities = np.exp(logits)
@@ -147,12 +156,13 @@ def train(catalog: Catalog, directory: Path, key: str, examples: list[Example] |
     examples = examples if examples is not None else training_examples(catalog)
     gazetteer = Gazetteer(catalog)
     words_of = template_words(catalog)
+    known = frame_words(catalog)
     spans = [gazetteer.spans(example.words) for example in examples]
     index: dict[str, int] = {}
     rows: list[int] = []
     columns: list[int] = []
     for row, (example, found) in enumerate(zip(examples, spans, strict=True)):
-        for feature in set(intent_features(example.words, found)):
+        for feature in set(intent_features(example.words, found, known)):
             rows.append(row)
             columns.append(index.setdefault(feature, len(index)))
     matrix = csr_matrix(
