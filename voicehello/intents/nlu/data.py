@@ -52,11 +52,14 @@ OPEN_SHARE = 0.35
 OPENERS = (
     "um", "uh", "so", "oh", "well", "right", "hi", "hiya", "hello", "hey", "hi all", "hi everyone",
     "hey everyone", "morning all", "evening all", "hello neighbors", "quick one", "quick question",
-    "sorry to bother everyone", "hi there", "okay so", "er", "just wondering",
+    "sorry to bother everyone", "hi there", "okay so", "er", "just wondering", "sorry to ask",
+    "long shot but", "quick favour", "hoping someone can help", "random one but", "hi guys",
 )  # fmt: skip
 CLOSERS = (
     "please", "thanks", "thank you", "cheers", "ta", "thanks everyone", "if that's okay",
     "if possible", "at all", "by any chance", "thanks so much", "many thanks", "x",
+    "if that's alright", "if anyone can help", "would be much appreciated", "no worries if not",
+    "much appreciated", "cheers in advance", "if you can",
 )  # fmt: skip
 NATURAL_TIMES = (
     "this saturday afternoon", "this sunday morning", "next weekend", "this weekend", "at the weekend",
@@ -255,8 +258,64 @@ class _Filler:
         return self.rng.choice(self.phrases[name])
 
 
+ASKERS = frozenset({"i", "we", "someone", "somebody", "anyone", "anybody", "you"})
+SOFTENERS = (
+    "i was wondering if {who} could", "i was just wondering if {who} could", "i was hoping {who} could",
+    "do you think {who} could", "would it be okay if {who} could", "is there any chance {who} could",
+    "i wonder if {who} could", "i'm hoping {who} can", "just wondering if {who} could",
+)  # fmt: skip
+"""Indirect ways into a request: "can i borrow ..." -> "i was wondering if i could borrow ..."."""
+SOFTENED_ME = ("i was hoping to", "i'd love to", "i'm hoping to", "i'd like to", "i'm looking to")
+"""Ways into a request of one's own: "can i borrow ..." -> "i was hoping to borrow ..."."""
+MODALS = frozenset({"can", "could", "may", "would", "will"})
+HELP_NOUNS = frozenset({"hand", "help"})
+"""Words after which a task is often a gerund ("a hand moving a wardrobe")."""
+
+
+def gerund(verb: str) -> str:
+    """ "move" -> "moving", "put" -> "putting", "fix" -> "fixing" (a small spelling rule, for
+    generating training sentences only)."""
+    if verb.endswith("ie"):
+        return verb[:-2] + "ying"
+    if verb.endswith("e") and not verb.endswith(("ee", "ye", "oe")) and len(verb) > 2:
+        return verb[:-1] + "ing"
+    vowels = "aeiou"
+    if (
+        len(verb) <= 4
+        and len(verb) >= 3
+        and verb[-1] not in vowels + "wxy"
+        and verb[-2] in vowels
+        and verb[-3] not in vowels
+    ):
+        return verb + verb[-1] + "ing"
+    return verb + "ing"
+
+
+def _soften(words: list[str], tags: list[str], rng: random.Random) -> tuple[list[str], list[str]]:
+    """Sometimes turn "can i/someone ..." into an indirect request."""
+    if len(words) < 3 or words[0] not in MODALS or words[1] not in ASKERS or rng.random() >= 0.3:
+        return words, tags
+    who, rest, rest_tags = words[1], words[2:], tags[2:]
+    if who == "i" and rng.random() < 0.4:
+        lead = rng.choice(SOFTENED_ME).split()
+    else:
+        lead = rng.choice(SOFTENERS).replace("{who}", who).split()
+    return lead + rest, ["O"] * len(lead) + rest_tags
+
+
+def _gerunds(words: list[str], tags: list[str], rng: random.Random) -> list[str]:
+    """Sometimes say a task after "a hand" / "help" as a gerund ("a hand moving a wardrobe")."""
+    out = list(words)
+    for position, tag in enumerate(tags):
+        if tag == "B-task" and position and out[position - 1] in HELP_NOUNS and rng.random() < 0.6:
+            out[position] = gerund(out[position])
+    return out
+
+
 def _decorate(words: list[str], tags: list[str], rng: random.Random) -> tuple[list[str], list[str]]:
-    """Sometimes add an opener or a closer ("um", "thanks")."""
+    """Sometimes soften the request, say a task as a gerund, add an opener or a closer ("um", "thanks")."""
+    words, tags = _soften(words, tags, rng)
+    words = _gerunds(words, tags, rng)
     if rng.random() < 0.2:
         opener = rng.choice(OPENERS).split()
         words, tags = opener + words, ["O"] * len(opener) + tags

@@ -39,6 +39,7 @@ AVAILABILITY = (
     "homemade",
     "home made",
     "home grown",
+    "grown",
     "leftover",
     "left over",
     "free",
@@ -47,8 +48,12 @@ FILLERS = frozenset(
     ["um", "uh", "er", "erm", "like", "just", "please", "so", "well", "oh", "and", "or", "to"]
 )
 TRAILING = frozenset(
-    ["please", "thanks", "cheers", "ta", "x", "then", "now", "too", "again", "anyone", "anybody", "someone", "somebody", "mine", "ours", "for", "with", "of", "and", "or", "to", "a", "an", "the", "my", "our", "your", "some", "any"]
+    ["please", "thanks", "cheers", "ta", "x", "then", "now", "too", "again", "anyone", "anybody", "someone", "somebody", "mine", "ours", "for", "with", "of", "and", "or", "to", "a", "an", "the", "my", "our", "your", "some", "any",
+     "can", "could", "will", "would", "should", "i", "we", "you", "they", "if", "that", "who", "which"]
 )  # fmt: skip
+"""Words a value never ends with (a modal or pronoun starts the rest of the sentence: "a tent can borrow")."""
+LEFT_OVER = (("left", "over"), ("left",), ("going", "spare"), ("to", "spare"))
+"""Availability said after a thing to share ("samosas left over"), dropped from the end of an item."""
 OWN_PLACES = (
     "at mine", "at ours", "round mine", "round ours", "at my place", "at our place", "at my house", "at our house",
     "at my flat", "in my garden", "in our garden", "at home",
@@ -90,6 +95,11 @@ def clean_value(phrase: str, slot: str = "", *, cap: bool = True) -> str:
                 words = words[:-size]
     while words and words[-1] in TRAILING:
         words.pop()
+    if slot == "item":
+        for tail in LEFT_OVER:
+            if len(words) > len(tail) and tuple(words[-len(tail) :]) == tail:
+                words = words[: -len(tail)]
+                break
     if cap:
         words = _fit(words)
     return " ".join(words)
