@@ -20,10 +20,10 @@ from voicehello.announce.rates import RateWindows
 from voicehello.announce.speaker import AnnounceEvent, Announcer
 from voicehello.audio import vad
 from voicehello.audio.sources import read_wav
-from voicehello.bus.messages import Message, Sender
+from voicehello.bus.messages import Message, Sender, use_intent_kinds
 from voicehello.bus.mqtt import BusClient
 from voicehello.config import Settings
-from voicehello.conversation import Action, Conversation, Publish
+from voicehello.conversation import Action, Conversation, Option, Publish
 from voicehello.errors import BusError, MessageError, VoicehelloError
 from voicehello.intents.catalog import Catalog, load_catalog
 from voicehello.intents.parser import IntentParser, ParseResult, slot_text
@@ -173,6 +173,7 @@ class Device:
             understander.parser if understander else IntentParser(self.catalog, settings.intents.threshold)
         )
         self.sender = Sender(device=settings.device.id, name=settings.device.name)
+        use_intent_kinds(self.catalog.kinds)  # the catalog in use decides each intent's message kind
         self.conversation = Conversation(settings.conversation, self.sender, self.catalog, clock)
         keys_dir = settings.privacy.keys_dir  # held messages and rate windows survive a restart
         held = HeldMessages(keys_dir)
@@ -264,10 +265,25 @@ class Device:
             return self._speaking or time.monotonic() < self._deaf_until
 
     def _converse(self, parse: ParseResult, text: str, *, confirmed: bool = False) -> list[Action]:
-        actions = self.conversation.heard(parse.intent, dict(parse.slots), text, confirmed=confirmed)
+        actions = self.conversation.heard(
+            parse.intent, dict(parse.slots), text, confirmed=confirmed, options=self._options(parse, text)
+        )
         for action in actions:
             self._carry_out(action)
         return actions
+
+    def _options(self, parse: ParseResult, text: str) -> tuple[Option, ...]:
+        """For a close call (two intents equally likely), both with the slots ``text`` gives
+        them, so the conversation can ask which one was meant; () when either cannot be filled."""
+        if parse.intent is not None or len(parse.alternatives) != 2:
+            return ()
+        options = []
+        for intent in parse.alternatives:
+            slots = self.parser.slots_for(text, intent)
+            if slots is None:
+                return ()
+            options.append(Option(intent, slots))
+        return tuple(options)
 
     def _carry_out(self, action: Action) -> None:
         if isinstance(action, Publish):

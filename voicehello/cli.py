@@ -313,7 +313,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_say(args: argparse.Namespace) -> int:
     """Send a typed request exactly as if it had been spoken."""
-    from voicehello.bus.messages import Sender
+    from voicehello.bus.messages import Sender, use_intent_kinds
     from voicehello.conversation import Conversation, Publish, Say
     from voicehello.intents.catalog import load_catalog
     from voicehello.intents.parser import IntentParser
@@ -324,6 +324,7 @@ def cmd_say(args: argparse.Namespace) -> int:
     membership = Membership.from_settings(settings)
     pod = membership.resolve(args.pod) if args.pod else membership.default()
     catalog = load_catalog(settings.intents.catalog)
+    use_intent_kinds(catalog.kinds)
     parser = IntentParser(catalog, threshold=settings.intents.threshold)
     conversation = Conversation(
         settings.conversation, Sender(settings.device.id, settings.device.name), catalog
@@ -334,7 +335,7 @@ def cmd_say(args: argparse.Namespace) -> int:
         raise VoicehelloError(
             f"not understood as a request: {text!r} (see config/intents.yaml for what can be said)"
         )
-    if parse.intent in ("reply_yes", "reply_no", "rsvp", "cancel"):
+    if catalog.intents[parse.intent].is_answer:
         raise VoicehelloError(
             f"{text!r} is an answer; answers are spoken to the device right after an announcement"
         )
@@ -346,9 +347,8 @@ def cmd_say(args: argparse.Namespace) -> int:
         answer = sys.stdin.readline().strip()
         answer_parse = parser.parse(answer) if answer else None
         intent = answer_parse.intent if answer_parse is not None else None
-        actions = conversation.heard(
-            intent if intent in ("reply_yes", "reply_no", "cancel") else "reply_no", {}, answer
-        )
+        answers = intent is not None and catalog.intents[intent].on_readback is not None
+        actions = conversation.heard(intent, {}, answer) if answers else conversation.decline()
     messages = [action.message for action in actions if isinstance(action, Publish)]
     if not messages:
         print("Okay, not sent.")

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from voicehello.errors import CatalogError
-from voicehello.intents.catalog import REQUIRED_INTENTS, Catalog, load_catalog, parse_catalog
+from voicehello.intents.catalog import FORMS, Catalog, load_catalog, parse_catalog
 from voicehello.intents.parser import IntentParser
 from voicehello.intents.templates import expand
 
@@ -42,25 +42,50 @@ def dictionary_words() -> set[str]:
 
 
 def minimal_catalog() -> dict[str, Any]:
-    """The smallest valid catalog document: every required intent with its slots."""
+    """A small valid catalog document: the usual intents, each with its kind."""
     return {
         "version": 1,
         "wake_phrases": ["hey neighbor"],
         "intents": {
-            "borrow_item": {"slots": {"item": "items"}, "sentences": ["can i borrow [a] {item}"]},
-            "offer_item": {"slots": {"item": "items"}, "sentences": ["i have [a] {item} to lend"]},
-            "share_food": {"slots": {"item": "foods"}, "sentences": ["i have {item} to share"]},
-            "say_hello": {"sentences": ["say hello"]},
-            "ask_help": {"slots": {"task": "tasks"}, "sentences": ["can someone help me {task}"]},
+            "borrow_item": {
+                "kind": "request",
+                "slots": {"item": "items"},
+                "sentences": ["can i borrow [a] {item}"],
+                "readback": "Ask your neighbors to borrow {item}?",
+                "choice": "to borrow",
+                "replies": {"yes": "can lend you {item}", "no": "can't lend you {item}"},
+                "cancelled": "no longer needs {item:any}",
+            },
+            "offer_item": {
+                "kind": "offer",
+                "slots": {"item": "items"},
+                "sentences": ["i have [a] {item} to lend"],
+            },
+            "share_food": {
+                "kind": "offer",
+                "slots": {"item": "foods"},
+                "sentences": ["i have {item} to share"],
+            },
+            "say_hello": {"kind": "hello", "sentences": ["say hello"]},
+            "ask_help": {
+                "kind": "request",
+                "slots": {"task": "tasks"},
+                "sentences": ["can someone help me {task}"],
+            },
             "announce_event": {
+                "kind": "event",
                 "slots": {"event": "events", "time": "time"},
                 "sentences": ["{event} {time}"],
             },
-            "report_issue": {"slots": {"issue": "issues"}, "sentences": ["there is a {issue}"]},
-            "reply_yes": {"sentences": ["yes"]},
-            "reply_no": {"sentences": ["no"]},
-            "rsvp": {"sentences": ["count me in"]},
-            "cancel": {"sentences": ["never mind"]},
+            "report_issue": {
+                "kind": "report",
+                "slots": {"issue": "issues"},
+                "sentences": ["there is a {issue}"],
+            },
+            "reply_yes": {"kind": "reply", "means": True, "on_readback": "send", "sentences": ["yes"]},
+            "reply_no": {"kind": "reply", "means": False, "on_readback": "drop", "sentences": ["no"]},
+            "rsvp": {"kind": "reply", "means": "yes", "sentences": ["count me in"]},
+            "cancel": {"kind": "cancel", "on_readback": "drop", "sentences": ["never mind"]},
         },
         "lists": {
             "items": {"values": {"ladder": ["step ladder"], "drill": []}},
@@ -92,8 +117,7 @@ def assert_one_line_catalog_error(path: Path, *fragments: str) -> str:
 # ----------------------------------------------------------------------------- the real catalog
 
 
-def test_real_catalog_has_every_required_intent_with_exact_slots(catalog: Catalog) -> None:
-    assert EXPECTED_SLOTS == REQUIRED_INTENTS
+def test_real_catalog_has_every_usual_intent_with_exact_slots(catalog: Catalog) -> None:
     for name, slots in EXPECTED_SLOTS.items():
         assert name in catalog.intents, name
         assert set(catalog.intents[name].slots) == slots, name
@@ -163,7 +187,7 @@ def test_every_catalog_word_is_in_the_pocketsphinx_dictionary(
 ) -> None:
     words = set(catalog.words())
     for intent in catalog.intents.values():
-        words.update(re.sub(r"\{\w+\}", " ", intent.announce).split())
+        words.update(re.sub(r"\{[\w:]+\}", " ", intent.announce).split())
     assert len(words) > 500
     assert sorted(words - dictionary_words) == []
 
@@ -257,7 +281,7 @@ def test_training_sentences_parse_to_an_intent(catalog: Catalog, parser: IntentP
 
 def test_minimal_catalog_is_valid(tmp_path: Path) -> None:
     loaded = load_catalog(write_catalog(tmp_path, minimal_catalog()))
-    assert set(loaded.intents) == set(REQUIRED_INTENTS)
+    assert set(loaded.intents) == set(EXPECTED_SLOTS)
     assert loaded.lists["items"].canonical("step ladder") == "ladder"
     assert loaded.lists["foods"].values == ["soup"]
 
@@ -295,29 +319,31 @@ def test_intents_not_a_mapping(tmp_path: Path) -> None:
     assert_one_line_catalog_error(write_catalog(tmp_path, document), "must be mappings")
 
 
-@pytest.mark.parametrize("missing", sorted(REQUIRED_INTENTS))
-def test_missing_required_intent(tmp_path: Path, missing: str) -> None:
+def test_a_catalog_needs_an_answer_that_sends_a_read_back(tmp_path: Path) -> None:
     document = minimal_catalog()
-    del document["intents"][missing]
-    assert_one_line_catalog_error(write_catalog(tmp_path, document), "required intent", repr(missing))
+    del document["intents"]["reply_yes"]
+    assert_one_line_catalog_error(write_catalog(tmp_path, document), str(tmp_path), "on_readback: send")
 
 
-@pytest.mark.parametrize(
-    ("intent", "slots", "sentence"),
-    [
-        ("borrow_item", {"thing": "items"}, "can i borrow {thing}"),
-        ("borrow_item", {}, "can i borrow something"),
-        ("say_hello", {"item": "items"}, "say hello"),
-        ("announce_event", {"event": "events"}, "{event} tonight"),
-        ("announce_event", {"event": "events", "time": "time", "item": "items"}, "{event} {time}"),
-    ],
-)
-def test_wrong_slots_on_required_intent(
-    tmp_path: Path, intent: str, slots: dict[str, str], sentence: str
-) -> None:
+def test_intents_are_open_slots_are_the_catalog_s(tmp_path: Path) -> None:
+    """No intent name or slot set is fixed in code: a catalog may drop one, rename a slot, or
+    add an intent of any kind."""
     document = minimal_catalog()
-    document["intents"][intent] = {"slots": slots, "sentences": [sentence]}
-    assert_one_line_catalog_error(write_catalog(tmp_path, document), repr(intent), "must have slots")
+    del document["intents"]["rsvp"]
+    document["intents"]["ask_help"]["slots"] = {"job": "tasks"}
+    document["intents"]["ask_help"]["sentences"] = ["can someone help me {job}"]
+    document["intents"]["lost_pet"] = {
+        "kind": "report",
+        "slots": {"pet": "items"},
+        "announce": "has lost {pet}",
+        "sentences": ["i lost my {pet}"],
+        "lifetime_minutes": 720,
+    }
+    loaded = load_catalog(write_catalog(tmp_path, document))
+    assert "rsvp" not in loaded.intents
+    assert loaded.intents["lost_pet"].kind == "report"
+    assert loaded.intents["lost_pet"].lifetime_s == 720 * 60
+    assert loaded.kinds["lost_pet"] == "report"
 
 
 def test_unknown_list(tmp_path: Path) -> None:
@@ -392,3 +418,128 @@ def test_template_over_the_expansion_limit_is_rejected_at_load(tmp_path: Path) -
     huge = " ".join(f"[w{letter}]" for letter in "abcdefghijklm") + " stop"  # 2**13 sequences
     document["intents"]["cancel"]["sentences"] = ["never mind", huge]
     assert_one_line_catalog_error(write_catalog(tmp_path, document), "'cancel'", "more than")
+
+
+# ----------------------------------------------------------------------------- what intents mean
+
+
+def test_real_catalog_says_what_each_intent_means(catalog: Catalog) -> None:
+    assert catalog.kinds == {
+        "borrow_item": "request",
+        "offer_item": "offer",
+        "share_food": "offer",
+        "say_hello": "hello",
+        "ask_help": "request",
+        "announce_event": "event",
+        "report_issue": "report",
+        "reply_yes": "reply",
+        "reply_no": "reply",
+        "rsvp": "reply",
+        "cancel": "cancel",
+    }
+    meanings = {name: (i.means, i.on_readback) for name, i in catalog.intents.items() if i.is_answer}
+    assert meanings == {
+        "reply_yes": (True, "send"),
+        "reply_no": (False, "drop"),
+        "rsvp": (True, None),
+        "cancel": (None, "drop"),
+    }
+    for intent in catalog.intents.values():
+        if not intent.is_answer:
+            assert str(intent.readback).endswith("?"), intent.name
+            assert str(intent.choice).startswith("to "), intent.name
+            assert intent.cancelled is not None, intent.name
+            assert True in intent.replies, intent.name
+    choices = [intent.choice for intent in catalog.intents.values() if intent.choice]
+    assert len(choices) == len(set(choices))
+    assert catalog.lists["tasks"].spoken_as == "verb"
+    assert catalog.lists["issues"].spoken_as == "noun_or_statement"
+    assert (catalog.lists["issues"].mass_article, catalog.lists["events"].mass_article) == ("", "the")
+    assert catalog.lists["items"].mass_article == "some"
+
+
+BAD_KEYS: dict[str, tuple[tuple[str, ...], object, str]] = {
+    "no kind": (("intents", "say_hello", "kind"), None, "'say_hello': kind must be one of request, offer"),
+    "unknown kind": (("intents", "say_hello", "kind"), "shout", "'say_hello': kind must be one of"),
+    "reply without means": (("intents", "rsvp", "means"), None, "'rsvp' is a reply: say what it means"),
+    "means maybe": (("intents", "rsvp", "means"), "maybe", "'rsvp': means (yes or no)"),
+    "means on a request": (("intents", "say_hello", "means"), True, "'say_hello': means (yes or no)"),
+    "on_readback on a request": (("intents", "say_hello", "on_readback"), "send", "'say_hello': on_readback"),
+    "on_readback unknown": (
+        ("intents", "cancel", "on_readback"),
+        "maybe",
+        "'cancel': on_readback (send or drop)",
+    ),
+    "a no that sends": (
+        ("intents", "reply_no", "on_readback"),
+        "send",
+        "'reply_no': only a reply that means yes",
+    ),
+    "readback on an answer": (
+        ("intents", "reply_no", "readback"),
+        "Say no?",
+        "'reply_no': readback is not for",
+    ),
+    "readback not a string": (("intents", "say_hello", "readback"), ["x"], "'say_hello': readback must be"),
+    "readback undeclared slot": (
+        ("intents", "borrow_item", "readback"),
+        "Borrow {thing}?",
+        "'borrow_item': readback uses undeclared slot 'thing'",
+    ),
+    "unknown form": (("intents", "borrow_item", "cancelled"), "lost {item:plural}", "unknown form 'plural'"),
+    "malformed placeholder": (("intents", "borrow_item", "cancelled"), "lost {item thing}", "malformed"),
+    "replies not a mapping": (("intents", "borrow_item", "replies"), ["x"], "replies must map yes and no"),
+    "replies maybe": (("intents", "borrow_item", "replies"), {"maybe": "x"}, "replies has 'maybe'"),
+    "reply undeclared slot": (
+        ("intents", "borrow_item", "replies"),
+        {"yes": "lends {x}"},
+        "replies yes uses",
+    ),
+    "announce undeclared slot": (
+        ("intents", "say_hello", "announce"),
+        "says {what}",
+        "announce uses undeclared",
+    ),
+    "choice on an answer": (("intents", "cancel", "choice"), "to cancel", "'cancel': choice is not for"),
+    "lifetime zero": (("intents", "say_hello", "lifetime_minutes"), 0, "lifetime_minutes must be a number"),
+    "lifetime too long": (("intents", "say_hello", "lifetime_minutes"), 10081, "lifetime_minutes"),
+    "lifetime text": (("intents", "say_hello", "lifetime_minutes"), "soon", "lifetime_minutes"),
+    "spoken_as unknown": (("lists", "tasks", "spoken_as"), "adverb", "'tasks': spoken_as must be one of"),
+    "mass_article two words": (("lists", "issues", "mass_article"), "a lot of", "'issues': mass_article"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_KEYS))
+def test_bad_meaning_keys_are_one_line_naming_file_intent_and_problem(tmp_path: Path, case: str) -> None:
+    where, value, fragment = BAD_KEYS[case]
+    document = minimal_catalog()
+    node = document
+    for key in where[:-1]:
+        node = node[key]
+    if value is None:
+        node.pop(where[-1], None)
+    else:
+        node[where[-1]] = value
+    path = write_catalog(tmp_path, document)
+    assert_one_line_catalog_error(path, f"intent catalog {path}: ", fragment)
+
+
+def test_yes_and_no_may_be_written_as_yaml_writes_them(tmp_path: Path) -> None:
+    """``means: yes`` and ``replies: {yes: ..., no: ...}`` are booleans to YAML; quoted they are strings."""
+    path = tmp_path / "intents.yaml"
+    text = yaml.safe_dump(minimal_catalog(), sort_keys=False)
+    path.write_text(text.replace("means: true", "means: yes").replace("means: false", "means: 'no'"))
+    loaded = load_catalog(path)
+    assert (loaded.intents["reply_yes"].means, loaded.intents["reply_no"].means) == (True, False)
+    assert loaded.intents["borrow_item"].replies == {
+        True: "can lend you {item}",
+        False: "can't lend you {item}",
+    }
+
+
+def test_every_form_the_catalog_allows_is_one_phrasing_knows() -> None:
+    from typing import get_args
+
+    from voicehello.announce.phrasing import Form
+
+    assert get_args(Form) == FORMS

@@ -90,6 +90,34 @@ def test_every_catalog_intent_has_a_kind(catalog: Catalog) -> None:
     assert set(KIND_OF_INTENT.values()) == set(TTL_S)
 
 
+def test_kinds_come_from_the_catalog_in_use(catalog: Catalog) -> None:
+    """Without a table installed, the shipped catalog's kinds; the wiring installs its catalog's."""
+    assert dict(KIND_OF_INTENT) == catalog.kinds
+    lost_pet: dict[str, messages.Kind] = {**catalog.kinds, "lost_pet": "report"}
+    messages.use_intent_kinds(lost_pet)
+    try:
+        message = new_message(MAYA, "lost_pet", {"item": "tabby cat"}, now=NOW)
+        assert (message.kind, message.expires) == ("report", NOW + TTL_S["report"])
+        assert Message.from_json(message.to_json()) == message
+        refused({**message.to_dict(), "kind": "request"}, "lost_pet is a report, not a request")
+    finally:
+        messages.use_intent_kinds(None)
+    assert "lost_pet" not in KIND_OF_INTENT
+
+
+def test_an_intent_the_table_does_not_know_needs_its_kind_from_the_caller() -> None:
+    with pytest.raises(MessageError, match="unknown intent 'lost_pet'"):
+        new_message(MAYA, "lost_pet", {"item": "tabby cat"}, now=NOW)
+    message = new_message(MAYA, "lost_pet", {"item": "tabby cat"}, now=NOW, kind="report", ttl_s=600.0)
+    assert (message.kind, message.expires) == ("report", NOW + 600.0)
+    assert Message.from_json(message.to_json()) == message  # a neighbor's catalog may have more intents
+
+
+def test_kinds_are_the_schema_s_closed_set() -> None:
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    assert tuple(schema["properties"]["kind"]["enum"]) == messages.KINDS
+
+
 @pytest.mark.parametrize("intent", sorted(KIND_OF_INTENT))
 def test_round_trip(intent: str, independent: Draft202012Validator) -> None:
     message = make(intent)

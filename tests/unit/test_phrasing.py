@@ -12,12 +12,16 @@ from hypothesis import strategies as st
 from voicehello.announce.phrasing import (
     a_or_an,
     announcement,
+    as_clause,
+    choice_question,
     clean_text,
     determine,
     in_pod,
     is_mass_or_plural,
+    is_statement,
     readback,
     spoken_time,
+    verb_phrase,
 )
 from voicehello.bus.messages import ANSWERS, KIND_OF_INTENT, Message, Sender, new_message
 from voicehello.intents.catalog import Catalog
@@ -84,7 +88,7 @@ def test_slot_values_not_in_the_catalog_are_spoken_in_the_frame(catalog: Catalog
     message = say(MAYA, "borrow_item", {"item": "pasta maker"})
     assert announcement(message, catalog) == "Maya at number 12 asks to borrow a pasta maker"
     task = say(MAYA, "ask_help", {"task": "moving a wardrobe"})
-    assert announcement(task, catalog) == "Maya at number 12 needs help to moving a wardrobe"
+    assert announcement(task, catalog) == "Maya at number 12 needs help with moving a wardrobe"
 
 
 @pytest.mark.parametrize(
@@ -236,8 +240,16 @@ def test_a_cancellation_without_its_message_or_by_someone_else_is_generic(catalo
         ("ask_help", {"task": "move a couch"}, "Ask your neighbors for help to move a couch?"),
         ("offer_item", {"item": "ladder"}, "Offer your neighbors a ladder?"),
         ("share_food", {"item": "soup"}, "Share soup with your neighbors?"),
-        ("report_issue", {"issue": "pothole"}, "Report a pothole to your neighbors?"),
-        ("report_issue", {"issue": "flooding"}, "Report flooding to your neighbors?"),
+        ("report_issue", {"issue": "pothole"}, "Tell your neighbors about a pothole?"),
+        ("report_issue", {"issue": "flooding"}, "Tell your neighbors about flooding?"),
+        (
+            "report_issue",
+            {"issue": "bin wasn't collected"},
+            "Tell your neighbors that the bin wasn't collected?",
+        ),
+        ("ask_help", {"task": "with the garden"}, "Ask your neighbors for help with the garden?"),
+        ("share_food", {"item": "courgettes"}, "Share courgettes with your neighbors?"),
+        ("share_food", {"item": "apple crumble"}, "Share an apple crumble with your neighbors?"),
     ],
 )
 def test_readback(catalog: Catalog, intent: str, slots: dict[str, str], expected: str) -> None:
@@ -281,8 +293,10 @@ def test_other_forms() -> None:
     assert determine("ladder", "any") == "a ladder"
     assert determine("ladder", "the") == "the ladder"
     assert determine("eggs", "your") == "your eggs"
-    assert determine("flooding", "indef", "issues") == "flooding"
-    assert determine("fireworks", "indef", "events") == "the fireworks"
+    assert determine("flooding", "indef", "") == "flooding"
+    assert determine("fireworks", "indef", "the") == "the fireworks"
+    assert determine("soup", "share") == "soup"
+    assert determine("ladder", "share") == "a ladder"
     assert a_or_an("8 ball") == "an"
     assert not is_mass_or_plural("bus")
     assert is_mass_or_plural("tomatoes")
@@ -351,3 +365,170 @@ def test_clean_text_leaves_only_words(text: str, max_chars: int) -> None:
 )
 def test_a_pod_other_than_the_default_is_named_first(pod: str | None, expected: str) -> None:
     assert in_pod("Sam asks to borrow a ladder.", pod) == expected
+
+
+# ----------------------------------------------------------------------------- open values
+
+OPEN_VALUES: list[tuple[str, dict[str, str], str]] = [
+    # items and foods: any noun phrase, with the article it needs
+    ("borrow_item", {"item": "pasta maker"}, "Maya asks to borrow a pasta maker"),
+    ("borrow_item", {"item": "old sofa"}, "Maya asks to borrow an old sofa"),
+    ("borrow_item", {"item": "electric whisk"}, "Maya asks to borrow an electric whisk"),
+    ("borrow_item", {"item": "jump leads"}, "Maya asks to borrow some jump leads"),
+    ("borrow_item", {"item": "pair of wellies"}, "Maya asks to borrow a pair of wellies"),
+    ("borrow_item", {"item": "wrapping paper"}, "Maya asks to borrow some wrapping paper"),
+    ("borrow_item", {"item": "sewing machine"}, "Maya asks to borrow a sewing machine"),
+    ("offer_item", {"item": "bedding"}, "Maya has some bedding to lend"),
+    ("share_food", {"item": "courgettes"}, "Maya has some courgettes to share"),
+    ("share_food", {"item": "banana bread"}, "Maya has some banana bread to share"),
+    ("share_food", {"item": "apple crumble"}, "Maya has an apple crumble to share"),
+    # tasks: base-form verb phrases; "with" phrases and -ing phrases are spoken with "with"
+    ("ask_help", {"task": "move a wardrobe"}, "Maya needs help to move a wardrobe"),
+    ("ask_help", {"task": "assemble a bed frame"}, "Maya needs help to assemble a bed frame"),
+    ("ask_help", {"task": "with the garden"}, "Maya needs help with the garden"),
+    ("ask_help", {"task": "with some maths homework"}, "Maya needs help with some maths homework"),
+    ("ask_help", {"task": "moving a wardrobe"}, "Maya needs help with moving a wardrobe"),
+    # issues: statements become "that" clauses, noun phrases keep their article (or none)
+    ("report_issue", {"issue": "bin wasn't collected"}, "Maya reports that the bin wasn't collected"),
+    ("report_issue", {"issue": "power's gone off"}, "Maya reports that the power's gone off"),
+    ("report_issue", {"issue": "road hasn't been gritted"}, "Maya reports that the road hasn't been gritted"),
+    ("report_issue", {"issue": "streetlight keeps flickering"}, "Maya reports that the streetlight keeps flickering"),
+    ("report_issue", {"issue": "tap water smells funny"}, "Maya reports that the tap water smells funny"),
+    ("report_issue", {"issue": "lorry's knocked the bollard down"}, "Maya reports that the lorry's knocked the bollard down"),
+    ("report_issue", {"issue": "someone's dumped a mattress"}, "Maya reports that someone's dumped a mattress"),
+    ("report_issue", {"issue": "drains outside are blocked"}, "Maya reports that the drains outside are blocked"),
+    ("report_issue", {"issue": "broken street light"}, "Maya reports a broken street light"),
+    ("report_issue", {"issue": "glass all over the pavement"}, "Maya reports glass all over the pavement"),
+    ("report_issue", {"issue": "fox going through the bins"}, "Maya reports a fox going through the bins"),
+    ("report_issue", {"issue": "car parked across my driveway"}, "Maya reports a car parked across my driveway"),
+    ("report_issue", {"issue": "fly tipping behind the shops"}, "Maya reports fly tipping behind the shops"),
+    ("report_issue", {"issue": "kids throwing stones at cars"}, "Maya reports kids throwing stones at cars"),
+    ("report_issue", {"issue": "wasps nest by the playground"}, "Maya reports a wasps nest by the playground"),
+    ("report_issue", {"issue": "dog barking nonstop"}, "Maya reports a dog barking nonstop"),
+    ("report_issue", {"issue": "neighbour's dog barking at night"}, "Maya reports a neighbour's dog barking at night"),
+    # events: a noun phrase with a place kept; the list's mass article is "the"
+    (
+        "announce_event",
+        {"event": "picnic by the river", "time": "sunday morning"},
+        "Maya invites you to a picnic by the river on sunday morning",
+    ),
+    ("announce_event", {"event": "walk round the lake"}, "Maya invites you to a walk round the lake"),
+    ("announce_event", {"event": "housewarming", "time": "in an hour"}, "Maya invites you to a housewarming in an hour"),
+    ("announce_event", {"event": "wine tasting"}, "Maya invites you to the wine tasting"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("intent", "slots", "expected"), OPEN_VALUES)
+def test_open_values_are_announced_naturally(
+    catalog: Catalog, intent: str, slots: dict[str, str], expected: str
+) -> None:
+    assert announcement(say(Sender("maya-12", "Maya"), intent, slots), catalog) == expected
+
+
+@pytest.mark.parametrize(
+    ("intent", "slots", "answer", "expected"),
+    [
+        ("borrow_item", {"item": "pasta maker"}, "reply_yes", "Sam can lend you a pasta maker"),
+        ("share_food", {"item": "courgettes"}, "reply_no", "Sam doesn't need any courgettes"),
+        ("ask_help", {"task": "with the garden"}, "reply_yes", "Sam can help you with the garden"),
+        ("ask_help", {"task": "move a wardrobe"}, "reply_no", "Sam can't help you move a wardrobe"),
+        (
+            "report_issue",
+            {"issue": "bin wasn't collected"},
+            "reply_yes",
+            "Sam has noticed that the bin wasn't collected too",
+        ),
+        (
+            "report_issue",
+            {"issue": "broken street light"},
+            "reply_no",
+            "Sam hasn't noticed the broken street light",
+        ),
+        ("offer_item", {"item": "old sofa"}, "reply_yes", "Sam would like your old sofa"),
+    ],
+)
+def test_replies_to_open_values(
+    catalog: Catalog, intent: str, slots: dict[str, str], answer: str, expected: str
+) -> None:
+    sent = say(MAYA, intent, slots)
+    assert announcement(say(SAM, answer, {}, sent), catalog, sent) == expected
+
+
+@pytest.mark.parametrize(
+    ("intent", "slots", "expected"),
+    [
+        ("borrow_item", {"item": "pasta maker"}, "Maya no longer needs a pasta maker"),
+        ("share_food", {"item": "courgettes"}, "Maya no longer has any courgettes to share"),
+        ("ask_help", {"task": "with the garden"}, "Maya no longer needs help with the garden"),
+        ("ask_help", {"task": "move a wardrobe"}, "Maya no longer needs help to move a wardrobe"),
+        (
+            "report_issue",
+            {"issue": "bin wasn't collected"},
+            "Maya has withdrawn their report that the bin wasn't collected",
+        ),
+        ("report_issue", {"issue": "pothole"}, "Maya has withdrawn their report of the pothole"),
+    ],
+)
+def test_cancellations_of_open_values(
+    catalog: Catalog, intent: str, slots: dict[str, str], expected: str
+) -> None:
+    maya = Sender("maya-12", "Maya")
+    original = say(maya, intent, slots)
+    assert announcement(say(maya, "cancel", {}, original), catalog, original) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "statement"),
+    [
+        ("bin wasn't collected", True),
+        ("internet is down", True),
+        ("heating's out in our block", True),
+        ("bus shelter's been smashed", True),
+        ("phone lines are down", True),
+        ("broken glass", False),
+        ("gas leak near the school", False),
+        ("neighbour's dog barking", False),
+        ("toddler playgroup at st mary's", False),
+        ("no phone signal", False),
+    ],
+)
+def test_statements_are_told_from_noun_phrases(value: str, statement: bool) -> None:
+    assert is_statement(value) is statement
+
+
+def test_clauses_and_verb_phrases() -> None:
+    assert as_clause("bin wasn't collected") == "that the bin wasn't collected"
+    assert as_clause("nobody's emptied the bins") == "that nobody's emptied the bins"
+    assert as_clause("our fence has come down") == "that our fence has come down"
+    assert verb_phrase("move a couch", "to") == "to move a couch"
+    assert verb_phrase("move a couch") == "move a couch"
+    assert verb_phrase("for the school run", "to") == "for the school run"
+    assert verb_phrase("the garden", "to") == "with the garden"
+
+
+def test_a_statement_is_never_spoken_with_an_article_in_any_phrase(catalog: Catalog) -> None:
+    """Every phrase of report_issue (announce, read-back, replies, cancellation) takes the clause."""
+    sent = say(MAYA, "report_issue", {"issue": "water's been cut off"})
+    texts = [
+        announcement(sent, catalog),
+        readback("report_issue", dict(sent.slots), catalog),
+        announcement(say(SAM, "reply_yes", {}, sent), catalog, sent),
+        announcement(say(SAM, "reply_no", {}, sent), catalog, sent),
+        announcement(say(MAYA, "cancel", {}, sent), catalog, sent),
+    ]
+    for text in texts:
+        assert text is not None
+        assert "that the water's been cut off" in text, text
+        assert " a water" not in text, text
+        assert " of that" not in text, text
+        assert " about that" not in text, text
+
+
+# ----------------------------------------------------------------------------- close calls
+
+
+def test_the_close_call_question_comes_from_the_catalog(catalog: Catalog) -> None:
+    assert choice_question("borrow_item", "offer_item", catalog) == "Did you want to borrow or to lend?"
+    assert choice_question("offer_item", "share_food", catalog) == "Did you want to lend or to share food?"
+    assert choice_question("reply_yes", "rsvp", catalog) is None  # answers are never offered
+    assert choice_question("borrow_item", "self_destruct", catalog) is None

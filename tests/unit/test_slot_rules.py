@@ -340,7 +340,7 @@ def test_the_spoken_sentence_is_always_the_name_then_the_intent_s_phrase(
     tail = catalog.intents[intent].announce.split("}")[-1]
     assert sentence.endswith(tail), sentence
     if intent != "ask_help":
-        assert determine(value, "indef", catalog.intents[intent].slots["item"]) in sentence
+        assert determine(value, "indef", catalog.slot_list(intent, "item").mass_article) in sentence
 
 
 @settings(max_examples=2_000, deadline=None)

@@ -2,20 +2,26 @@
 
 ``announcement`` puts the sender's display name in front of the intent's ``announce`` phrase
 from the catalog ("Maya at number 12" + "asks to borrow {item}"), with each slot's canonical
-value given the article it needs:
+value (listed or open) spoken the way its list says (``spoken_as`` in the catalog):
 
-* countable nouns get ``a``/``an`` by sound ("a ladder", "an iron", "a cup of sugar");
-* mass nouns (:data:`MASS_NOUNS`) and plurals (a head word ending in ``s``, except the
-  singular words in :data:`SINGULAR_S`) get ``some`` ("some eggs", "some flour") — or no article
-  for issues ("reports flooding") and ``the`` for events ("invites you to the fireworks");
-* values of :data:`PHRASE_LISTS` (tasks: "move a couch") and times are spoken as they are;
-  a value that already starts with a determiner ("my", "the", a number ...) is left alone.
+* ``noun`` values get the article they need: ``a``/``an`` by sound ("a ladder", "an old sofa",
+  "a cup of sugar"); mass nouns (:data:`MASS_NOUNS`, and gerunds like "fly tipping") and plurals
+  (a head word ending in ``s``, except the singular words in :data:`SINGULAR_S`) get the list's
+  ``mass_article`` ("some courgettes"; "reports flooding"; "invites you to the fireworks");
+* ``verb`` values are verb phrases ("move a wardrobe"; ``{task:to}``: "to move a wardrobe"); a
+  value that names no verb is spoken with "with" ("with the garden", "with moving a wardrobe");
+* ``noun_or_statement`` values may be statements ("bin wasn't collected"): spoken as a clause,
+  "that the bin wasn't collected" (and "report of {issue}" becomes "report that ...");
+* times are spoken as times ("tonight at seven"); a value that already starts with a
+  determiner ("my", "the", a number ...) keeps it.
 
-The head word of a value is the word before its first preposition ("cup" in "cup of sugar"),
-else its last word.
+The head word of a noun phrase is the word before its first preposition or participle ("cup" in
+"cup of sugar", "fox" in "fox going through the bins"), else its last word.
 
-Replies are phrased relative to the message they answer ("Sam can lend you a ladder"),
-cancellations relative to the message they take back ("Maya no longer needs a ladder").
+Replies are phrased relative to the message they answer ("Sam can lend you a ladder": the
+answered intent's ``replies``, chosen by the reply intent's ``means``), cancellations relative
+to the message they take back ("Maya no longer needs a ladder": its ``cancelled``), read-backs
+by the intent's ``readback``. No intent name appears in this module: all of it is the catalog's.
 
 Every slot value must follow the slot value rule (:mod:`voicehello.intents.slot_values`: a
 short phrase of letters, no sentence punctuation, no authority, alarm or order words). Messages
@@ -35,15 +41,16 @@ import re
 import unicodedata
 from typing import Literal, cast, get_args
 
-from voicehello.bus.messages import ANSWERS, KIND_OF_INTENT, Message
-from voicehello.intents.catalog import Catalog
+from voicehello.bus.messages import ANSWERS, Message
+from voicehello.intents.catalog import Catalog, SlotList
 from voicehello.intents.slot_values import MAX_CHARS, violation
 from voicehello.intents.times import HOURS, WEEKDAYS
 
 log = logging.getLogger(__name__)
 
-Form = Literal["indef", "the", "your", "any", "bare"]
-"""How a noun slot is determined: "a ladder", "the ladder", "your ladder", "any soup", "soup"."""
+Form = Literal["indef", "the", "your", "any", "bare", "share", "to"]
+"""How a slot is asked for in a phrase template (the catalog's ``FORMS``): "a ladder", "the
+ladder", "your ladder", "any soup", "soup", "soup"/"a pie", "to move a couch"."""
 
 MAX_NAME_CHARS = 60
 """Longest display name spoken (the message schema's limit)."""
@@ -65,7 +72,13 @@ MASS_NOUNS: frozenset[str] = frozenset(
         # things that happen, issues
         "flooding", "smoke", "graffiti", "vandalism", "dumping", "theft", "glass", "music", "ice",
         "traffic", "noise", "trash", "garbage", "litter", "treating", "furniture", "equipment",
-        "help", "news",
+        "help", "news", "rubbish", "waste", "mud", "snow", "sewage", "rubble", "debris", "gravel",
+        "diesel", "petrol", "mess", "electricity", "wifi", "asbestos", "weedkiller",
+        # more pantry, cooked food and materials
+        "paper", "tape", "wood", "foil", "wine", "beer", "fruit", "jelly", "chutney", "dal",
+        "biryani", "hummus", "pesto", "gravy", "custard", "porridge", "fudge", "toffee", "granola",
+        "mince", "stuffing", "string", "twine", "glue", "cement", "grout", "bedding", "clothing",
+        "fabric", "wool", "polish", "bleach", "detergent", "fertilizer", "seed", "grass",
     }
 )  # fmt: skip
 """Head words that take "some" (or nothing), never "a"/"an"."""
@@ -75,11 +88,13 @@ SINGULAR_S: frozenset[str] = frozenset(
 )
 """Words ending in ``s`` that are not plurals (besides those ending in -ss, -us or -is)."""
 
-PHRASE_LISTS: frozenset[str] = frozenset({"tasks"})
-"""Lists whose values are whole phrases ("move a couch"), spoken without an article."""
-
-MASS_DETERMINER: dict[str, str] = {"issues": "", "events": "the"}
-"""The indefinite determiner of mass and plural values, by list ("some" for any other list)."""
+COUNTABLE_ING: frozenset[str] = frozenset(
+    {"building", "ceiling", "railing", "awning", "wedding", "meeting", "pudding", "painting",
+     "evening", "morning", "offering", "crossing", "earring", "spring", "sibling", "seedling",
+     "gathering", "screening", "reading", "opening", "housewarming", "christening", "viewing",
+     "duckling", "stocking", "dumpling", "sapling", "fitting", "cutting", "drawing", "recording"}
+)  # fmt: skip
+"""Nouns ending in -ing that are countable ("a housewarming"); other -ing heads are mass ("fly tipping")."""
 
 DETERMINERS: frozenset[str] = frozenset(
     {"a", "an", "the", "some", "any", "my", "your", "our", "his", "her", "their", "its", "this",
@@ -88,11 +103,46 @@ DETERMINERS: frozenset[str] = frozenset(
 )  # fmt: skip
 """A value that starts with one of these keeps its own determiner."""
 
-_PREPOSITIONS = frozenset({"of", "on", "in", "with", "for", "from", "at", "by"})
+SUBJECTS_WITHOUT_ARTICLE: frozenset[str] = frozenset(
+    {"someone", "somebody", "something", "anyone", "anybody", "nobody", "nothing", "everyone",
+     "everybody", "everything", "there", "it", "they", "we", "i", "he", "she", "you", "people",
+     "no", "nobody's", "all", "both", "each", "every", "half", "most", "none"}
+)  # fmt: skip
+"""Words that start a statement's subject without "the" ("that someone's dumped a mattress")."""
+
+FINITE_VERBS: frozenset[str] = frozenset(
+    {"is", "are", "was", "were", "isn't", "aren't", "wasn't", "weren't", "has", "have", "had",
+     "hasn't", "haven't", "hadn't", "been", "keeps", "won't", "can't", "cannot", "doesn't",
+     "don't", "didn't", "does", "did", "will", "smells", "looks", "seems", "sounds", "needs",
+     "went", "fell", "broke", "came", "got", "stopped", "started"}
+)  # fmt: skip
+"""Words that make a value a statement ("bin wasn't collected", "tap water smells funny")."""
+
+AFTER_CONTRACTED_IS: frozenset[str] = frozenset(
+    {"been", "got", "gone", "out", "down", "off", "not", "really", "still", "just", "broken",
+     "left", "come", "fallen", "blocked", "flooded", "stopped", "started", "back", "on", "over",
+     "up", "missing", "open", "closed", "dead", "a", "an", "the", "very", "so", "too", "all"}
+)  # fmt: skip
+"""After "X's", these words make the 's a verb ("power's gone off"), not a possessive ("Sam's dog")."""
+
+COMPOUND_GERUNDS: frozenset[str] = frozenset(
+    {"fly tipping", "carol singing", "wine tasting", "line dancing", "bird watching", "dog walking",
+     "litter picking", "car washing", "speed dating", "face painting", "apple picking"}
+)  # fmt: skip
+"""Two words that name one thing, although the second ends in -ing ("some fly tipping")."""
+
+VERB_PREPOSITIONS: frozenset[str] = frozenset({"with", "for"})
+"""A verb-list value starting with one of these is spoken as it is ("help with the garden")."""
+
+_PREPOSITIONS = frozenset(
+    {"of", "on", "in", "with", "for", "from", "at", "by", "over", "under", "near", "outside", "behind",
+     "across", "around", "round", "through", "along", "into", "onto", "beside", "between", "inside",
+     "all", "down", "up", "off"}
+)  # fmt: skip
+"""Words that end a noun phrase's head ("glass all over the pavement", "walk round the lake")."""
 _AN_BEFORE = ("hour", "honest", "honor", "honour", "heir", "herb")
 _A_BEFORE = ("one", "once", "uni", "use", "usu", "uti", "eu", "ewe")
 _MARKUP = str.maketrans(dict.fromkeys("<>[]{}\\", " "))
-_PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
 
 # ----------------------------------------------------------------------------- cleaning
@@ -129,11 +179,23 @@ def _cut(text: str, max_chars: int) -> str:
 
 
 def _head(words: list[str]) -> str:
-    """The word that decides the article: the one before the first preposition, else the last."""
+    """The word that decides the article: the one before the first preposition or participle
+    ("fox going through the bins", "car parked across the drive"), else the last."""
     for index, word in enumerate(words[1:], start=1):
-        if word in _PREPOSITIONS:
+        participle = (
+            index < len(words) - 1
+            and len(word) > 4
+            and word.endswith(("ing", "ed"))
+            and f"{words[index - 1]} {word}" not in COMPOUND_GERUNDS
+        )
+        if word in _PREPOSITIONS or participle:
             return words[index - 1]
     return words[-1]
+
+
+def _is_gerund(word: str) -> bool:
+    """A mass -ing noun ("fly tipping", "flooding", "bedding"), not "a building"."""
+    return len(word) > 5 and word.endswith("ing") and word not in COUNTABLE_ING
 
 
 def _is_plural(word: str) -> bool:
@@ -148,7 +210,7 @@ def is_mass_or_plural(value: str) -> bool:
     if not words:
         return False
     head = _head(words)
-    return head in MASS_NOUNS or _is_plural(head)
+    return head in MASS_NOUNS or _is_plural(head) or _is_gerund(head)
 
 
 def a_or_an(word: str) -> str:
@@ -168,8 +230,9 @@ def _has_determiner(value: str) -> bool:
     return lower[:1].isdigit() or any(lower == d or lower.startswith(d + " ") for d in DETERMINERS)
 
 
-def determine(value: str, form: Form = "indef", list_name: str = "") -> str:
-    """``value`` with the determiner ``form`` asks for ("a ladder", "some eggs", "the soup")."""
+def determine(value: str, form: Form = "indef", mass_article: str = "some") -> str:
+    """``value`` with the determiner ``form`` asks for ("a ladder", "some eggs", "the soup");
+    ``mass_article`` is the article of mass and plural values for ``indef`` ("" for none)."""
     if not value or _has_determiner(value) or form == "bare":
         return value
     if form == "the":
@@ -180,9 +243,43 @@ def determine(value: str, form: Form = "indef", list_name: str = "") -> str:
     if form == "any":
         return f"any {value}" if mass else f"{a_or_an(value)} {value}"
     if mass:
-        determiner = MASS_DETERMINER.get(list_name, "some")
-        return f"{determiner} {value}".strip()
+        return value if form == "share" else f"{mass_article} {value}".strip()
     return f"{a_or_an(value)} {value}"
+
+
+def is_statement(value: str) -> bool:
+    """True when ``value`` says something happened or is so ("bin wasn't collected", "power's
+    gone off", "streetlight keeps flickering"), rather than naming a thing ("broken glass")."""
+    words = value.lower().split()
+    for index, word in enumerate(words):
+        if index > 0 and (word in FINITE_VERBS or word.endswith(("'re", "'ve", "'ll"))):
+            return True
+        if word.endswith("'s") and index + 1 < len(words):
+            following = words[index + 1]
+            if following in AFTER_CONTRACTED_IS or following.endswith(("ed", "en")):
+                return True
+    return False
+
+
+def as_clause(statement: str) -> str:
+    """A statement as a "that" clause, its subject given "the" when it has no determiner:
+    "bin wasn't collected" -> "that the bin wasn't collected"."""
+    first = statement.split(maxsplit=1)[0].lower()
+    bare = first.removesuffix("'s")
+    if _has_determiner(statement) or bare in SUBJECTS_WITHOUT_ARTICLE or first in SUBJECTS_WITHOUT_ARTICLE:
+        return f"that {statement}"
+    return f"that the {statement}"
+
+
+def verb_phrase(value: str, form: Form = "indef") -> str:
+    """A verb-list value after "help": "move a couch" (``to`` form: "to move a couch"), "with
+    the garden" as it is; a value naming no verb ("moving a wardrobe", "the garden") gets "with"."""
+    words = value.lower().split()
+    if not words or words[0] in VERB_PREPOSITIONS:
+        return value
+    if _has_determiner(value) or (len(words[0]) > 4 and words[0].endswith("ing")):
+        return f"with {value}"
+    return f"to {value}" if form == "to" else value
 
 
 def spoken_time(value: str) -> str:
@@ -218,22 +315,29 @@ def _spoken_clock(word: str) -> str:
 # ----------------------------------------------------------------------------- filling
 
 
-def _render_slot(catalog: Catalog, intent: str, slot: str, value: str, form: Form) -> str:
-    """One slot value, cleaned and determined for the list it comes from."""
+def _slot_list(catalog: Catalog, intent: str, slot: str) -> SlotList | None:
+    entry = catalog.intents.get(intent)
+    return None if entry is None else catalog.lists.get(entry.slots.get(slot, ""))
+
+
+def _render_slot(catalog: Catalog, intent: str, slot: str, value: str, form: Form) -> tuple[str, bool]:
+    """One slot value, cleaned and spoken the way its list says; and whether it became a clause."""
     clean = clean_text(value, MAX_VALUE_CHARS)
-    slot_list = catalog.lists.get(catalog.intents[intent].slots.get(slot, ""))
+    slot_list = _slot_list(catalog, intent, slot)
     if slot_list is None:
-        return determine(clean, form)
+        return determine(clean, form), False
     if slot_list.kind == "time":
-        return spoken_time(clean)
-    if slot_list.name in PHRASE_LISTS:
-        return clean
-    return determine(clean, form, slot_list.name)
+        return spoken_time(clean), False
+    if slot_list.spoken_as == "verb":
+        return verb_phrase(clean, form), False
+    if slot_list.spoken_as == "noun_or_statement" and is_statement(clean):
+        return as_clause(clean), True
+    return determine(clean, form, slot_list.mass_article), False
 
 
 def _optional(catalog: Catalog, intent: str, slot: str) -> bool:
     """Only time slots may be left unfilled."""
-    slot_list = catalog.lists.get(catalog.intents[intent].slots.get(slot, ""))
+    slot_list = _slot_list(catalog, intent, slot)
     return slot_list is None or slot_list.kind == "time"
 
 
@@ -244,24 +348,32 @@ def _form(name: str | None) -> Form:
     return "indef"
 
 
+_FILLED = re.compile(r"(?:\b(of|about) )?\{(\w+)(?::(\w+))?\}")
+"""A placeholder, with the preposition before it (left out before a "that" clause)."""
+
+
 def fill(
     template: str, intent: str, slots: dict[str, str], catalog: Catalog, *, strict: bool = True
 ) -> str | None:
     """``template`` with every ``{slot}`` or ``{slot:form}`` replaced by the slot of ``intent``.
 
-    An unfilled optional slot is dropped with the space before it. An unfilled required slot
+    A statement value becomes a "that" clause, and an "of" or "about" just before it is left
+    out ("their report that the bin wasn't collected"). An unfilled optional slot is dropped with the space before it. An unfilled required slot
     makes the result None when ``strict``, else it is dropped too.
     """
     missing: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
-        slot, value = match.group(1), slots.get(match.group(1), "")
-        rendered = _render_slot(catalog, intent, slot, value, _form(match.group(2))) if value else ""
+        preposition, slot = match.group(1), match.group(2)
+        value = slots.get(slot, "")
+        rendered, clause = (
+            _render_slot(catalog, intent, slot, value, _form(match.group(3))) if value else ("", False)
+        )
         if not rendered and not _optional(catalog, intent, slot):
             missing.append(slot)
-        return rendered
+        return rendered if clause or not preposition else f"{preposition} {rendered}"
 
-    text = _PLACEHOLDER.sub(replace, template)
+    text = _FILLED.sub(replace, template)
     if missing and strict:
         log.debug("intent %s lacks slot(s) %s; not phrased", intent, ", ".join(missing))
         return None
@@ -269,36 +381,6 @@ def fill(
 
 
 # ----------------------------------------------------------------------------- announcements
-
-_REPLIES: dict[tuple[str, bool], str] = {
-    ("borrow_item", True): "can lend you {item}",
-    ("borrow_item", False): "can't lend you {item}",
-    ("ask_help", True): "can help you {task}",
-    ("ask_help", False): "can't help you {task}",
-    ("announce_event", True): "is coming to {event:the}",
-    ("announce_event", False): "can't make it to {event:the}",
-    ("offer_item", True): "would like {item:your}",
-    ("offer_item", False): "doesn't need {item:your}",
-    ("share_food", True): "would love {item}",
-    ("share_food", False): "doesn't need {item:any}",
-    ("say_hello", True): "says hello back",
-    ("report_issue", True): "has noticed {issue:the} too",
-    ("report_issue", False): "hasn't noticed {issue:the}",
-}
-"""(answered intent, yes?) -> what the neighbor's answer means, after their name."""
-
-_YES = {"reply_yes": True, "rsvp": True, "reply_no": False}
-
-_CANCELLATIONS: dict[str, str] = {
-    "borrow_item": "no longer needs {item:any}",
-    "ask_help": "no longer needs help to {task}",
-    "announce_event": "has cancelled {event:the}",
-    "offer_item": "no longer has {item:any} to lend",
-    "share_food": "no longer has {item:any} to share",
-    "say_hello": "takes back their hello",
-    "report_issue": "has withdrawn their report of {issue:the}",
-}
-"""Cancelled intent -> what the cancellation means, after the sender's name."""
 
 CANCELLED_FALLBACK = "cancelled their message"
 ANSWER_CANCELLED = "has taken back their answer"
@@ -360,11 +442,13 @@ def in_pod(sentence: str, pod_name: str | None) -> str:
 
 
 def _reply(message: Message, catalog: Catalog, answered: Message | None) -> str | None:
-    """A reply phrased against the message it answers, or None to use the intent's own phrase."""
-    yes = _YES.get(message.intent)
-    if answered is None or yes is None or answered.intent not in catalog.intents:
+    """A reply phrased against the message it answers (the answered intent's ``replies`` phrase
+    for what the reply ``means``), or None to use the reply intent's own phrase."""
+    reply = catalog.intents.get(message.intent)
+    original = None if answered is None else catalog.intents.get(answered.intent)
+    if answered is None or original is None or reply is None or reply.means is None:
         return None
-    template = _REPLIES.get((answered.intent, yes))
+    template = original.replies.get(reply.means)
     if template is None:
         return None
     return fill(template, answered.intent, answered.slots, catalog)
@@ -376,47 +460,33 @@ def _cancellation(message: Message, catalog: Catalog, answered: Message | None) 
         return CANCELLED_FALLBACK
     if answered.kind in ANSWERS:
         return ANSWER_CANCELLED
-    template = _CANCELLATIONS.get(answered.intent)
-    if template is None or answered.intent not in catalog.intents:
+    original = catalog.intents.get(answered.intent)
+    template = None if original is None else original.cancelled
+    if template is None:
         return CANCELLED_FALLBACK
     return fill(template, answered.intent, answered.slots, catalog) or CANCELLED_FALLBACK
 
 
 # ----------------------------------------------------------------------------- read-back
 
-_READBACKS: dict[str, str] = {
-    "borrow_item": "Ask your neighbors to borrow {item}?",
-    "say_hello": "Tell your neighbors hello?",
-    "announce_event": "Invite your neighbors to {event} {time}?",
-    "ask_help": "Ask your neighbors for help to {task}?",
-    "offer_item": "Offer your neighbors {item}?",
-    "share_food": "Share {item:share} with your neighbors?",
-    "report_issue": "Report {issue:share} to your neighbors?",
-}
-"""Intent -> the question read back before sending (``share``: no article for mass nouns)."""
-
 
 def readback(intent: str, slots: dict[str, str], catalog: Catalog) -> str | None:
-    """The question this device asks before sending ``intent``; None for replies,
-    cancellations and intents not in the catalog (they are sent without a read-back)."""
+    """The question this device asks before sending ``intent`` (its ``readback``, else "Send to
+    your neighbors: <announce>?"); None for answers and intents not in the catalog (they are
+    sent without a read-back)."""
     entry = catalog.intents.get(intent)
-    if entry is None or KIND_OF_INTENT.get(intent) in ANSWERS:
+    if entry is None or entry.is_answer:
         return None
-    template = _READBACKS.get(intent)
-    if template is None:
+    if entry.readback is None:
         phrase = fill(entry.announce, intent, slots, catalog, strict=False)
         return f"Send to your neighbors: {phrase}?"
-    return fill(_share_forms(template, intent, slots, catalog), intent, slots, catalog, strict=False)
+    return fill(entry.readback, intent, slots, catalog, strict=False)
 
 
-def _share_forms(template: str, intent: str, slots: dict[str, str], catalog: Catalog) -> str:
-    """Resolve ``{slot:share}``: no article for mass and plural values ("Share soup"), else a/an."""
-
-    def resolve(match: re.Match[str]) -> str:
-        slot, form = match.group(1), match.group(2)
-        if form != "share":
-            return match.group(0)
-        mass = is_mass_or_plural(clean_text(slots.get(slot, ""), MAX_VALUE_CHARS))
-        return "{" + slot + ":" + ("bare" if mass else "indef") + "}"
-
-    return _PLACEHOLDER.sub(resolve, template)
+def choice_question(first: str, second: str, catalog: Catalog) -> str | None:
+    """ "Did you want to borrow or to lend?" for two close intents, from their ``choice``
+    phrases; None when either has none (then nothing is asked)."""
+    names = [catalog.intents[name].choice if name in catalog.intents else None for name in (first, second)]
+    if names[0] is None or names[1] is None or names[0] == names[1]:
+        return None
+    return f"Did you want {names[0]} or {names[1]}?"

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 import time
 import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
@@ -25,43 +27,84 @@ from jsonschema.exceptions import ValidationError
 from voicehello.config import PROJECT_DIR
 from voicehello.errors import MessageError
 from voicehello.intents import slot_values
+from voicehello.intents.kinds import ANSWERS, KINDS, MAX_TTL_S, TTL_S, Kind
 
 VERSION = 1
 SCHEMA_FILE = PROJECT_DIR / "config" / "schema" / f"message.v{VERSION}.json"
 MAX_PAYLOAD_BYTES = 4096
 """Larger payloads are dropped before they are parsed."""
-MAX_TTL_S = 7 * 24 * 3600.0
-"""No message lives longer than a week."""
 
-Kind = Literal["request", "offer", "hello", "event", "report", "reply", "cancel"]
+__all__ = [  # ANSWERS, KINDS, Kind, MAX_TTL_S and TTL_S are re-exported from voicehello.intents.kinds
+    "ANSWERS",
+    "KINDS",
+    "KIND_OF_INTENT",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_TTL_S",
+    "TTL_S",
+    "VERSION",
+    "IntentKinds",
+    "Kind",
+    "Message",
+    "Sender",
+    "check",
+    "check_slots",
+    "new_message",
+    "use_intent_kinds",
+]
 
-KIND_OF_INTENT: dict[str, Kind] = {
-    "borrow_item": "request",
-    "ask_help": "request",
-    "offer_item": "offer",
-    "share_food": "offer",
-    "say_hello": "hello",
-    "announce_event": "event",
-    "report_issue": "report",
-    "reply_yes": "reply",
-    "reply_no": "reply",
-    "rsvp": "reply",
-    "cancel": "cancel",
-}
-"""The kind of every catalog intent; kinds ``reply`` and ``cancel`` answer an earlier message."""
 
-TTL_S: dict[Kind, float] = {
-    "request": 30 * 60.0,
-    "offer": 60 * 60.0,
-    "hello": 10 * 60.0,
-    "event": 6 * 3600.0,
-    "report": 2 * 3600.0,
-    "reply": 30 * 60.0,
-    "cancel": 30 * 60.0,
-}
-"""How long each kind of message stays valid: after that it is never delivered or spoken."""
+class IntentKinds(Mapping[str, Kind]):
+    """Intent -> message kind, as the intent catalog in use says (``kind:`` in its YAML).
 
-ANSWERS: frozenset[Kind] = frozenset({"reply", "cancel"})
+    The wiring (``app.py``, ``voicehello say``) installs the catalog's table with
+    :func:`use_intent_kinds`; until then it is the shipped catalog's (``config/intents.yaml``),
+    read on first use, so code without a catalog (tests, the bus benchmark) can still make
+    messages. It is used to make messages (when the caller passes no kind) and to check that a
+    message's kind is its intent's, before it is published and when it arrives. Intents the
+    table does not know pass that check: a neighbor's catalog may have more.
+    """
+
+    def __init__(self) -> None:
+        self._table: dict[str, Kind] | None = None
+        self._lock = threading.Lock()
+
+    def use(self, kinds: Mapping[str, Kind] | None) -> None:
+        """Install ``kinds`` (None: back to the shipped catalog's)."""
+        with self._lock:
+            self._table = None if kinds is None else dict(kinds)
+
+    def _current(self) -> dict[str, Kind]:
+        with self._lock:
+            if self._table is None:
+                self._table = _shipped_kinds()
+            return self._table
+
+    def __getitem__(self, intent: str) -> Kind:
+        return self._current()[intent]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._current()))
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+
+def _shipped_kinds() -> dict[str, Kind]:
+    """The kinds of the shipped catalog (imported here, not at the top: the bus needs the
+    catalog only when nothing installed a table)."""
+    from voicehello.config import DEFAULT_CATALOG_FILE
+    from voicehello.intents.catalog import load_catalog
+
+    return load_catalog(DEFAULT_CATALOG_FILE).kinds
+
+
+KIND_OF_INTENT = IntentKinds()
+"""The kind of every intent of the catalog in use; kinds ``reply`` and ``cancel`` answer an earlier message."""
+
+
+def use_intent_kinds(kinds: Mapping[str, Kind] | None) -> None:
+    """Wiring: the catalog in use decides the kind of each intent (None: the shipped catalog)."""
+    KIND_OF_INTENT.use(kinds)
 
 
 @dataclass(frozen=True)
@@ -172,9 +215,12 @@ def new_message(
     in_reply_to: str | None = None,
     now: float | None = None,
     ttl_s: float | None = None,
+    kind: Kind | None = None,
 ) -> Message:
-    """A fresh message from this device, with a new id and the kind's default lifetime."""
-    kind = KIND_OF_INTENT.get(intent)
+    """A fresh message from this device, with a new id and the kind's default lifetime.
+
+    ``kind``: the intent's kind as the caller's catalog says; None: :data:`KIND_OF_INTENT`'s."""
+    kind = kind or KIND_OF_INTENT.get(intent)
     if kind is None:
         raise MessageError(f"unknown intent {intent!r}")
     check_slots(slots or {})

@@ -1,42 +1,49 @@
-"""The intent catalog: intents, their sentence templates and slot value lists.
+"""The intent catalog: intents, their sentence templates, what they mean, and slot value lists.
 
 Loaded from ``config/intents.yaml``; everything else (the PocketSphinx JSGF grammar, the
-Vosk phrase list, the text parser's patterns) is generated from it.
+Vosk phrase list, the text parser's patterns) is generated from it, and everything other
+modules need to know about an intent comes from it too: its message kind, its read-back, what a
+reply to it and its cancellation mean, and which answers confirm or drop a read-back. Adding an
+intent means editing the YAML only.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from voicehello.errors import CatalogError
 from voicehello.intents import templates
+from voicehello.intents.kinds import ANSWERS, KINDS, MAX_TTL_S, TTL_S, Kind, as_kind
 from voicehello.intents.templates import Seq, Slot, Token
 from voicehello.intents.times import TIME_TEMPLATE, canonical_time
 
 log = logging.getLogger(__name__)
 
-REQUIRED_INTENTS = {
-    "borrow_item": {"item"},
-    "offer_item": {"item"},
-    "share_food": {"item"},
-    "say_hello": set(),
-    "ask_help": {"task"},
-    "announce_event": {"event", "time"},
-    "report_issue": {"issue"},
-    "reply_yes": set(),
-    "reply_no": set(),
-    "rsvp": set(),
-    "cancel": set(),
-}
-"""Intents and slot names other components and neighbors' devices rely on."""
+FORMS: tuple[str, ...] = ("indef", "the", "your", "any", "bare", "share", "to")
+"""How a phrase template may ask for a slot: ``{item}`` (= ``indef``: "a ladder", "some eggs"),
+``{item:the}``, ``{item:your}``, ``{item:any}``, ``{item:bare}`` (no article), ``{item:share}``
+(no article for mass and plural values, else a/an) and ``{task:to}`` (a verb phrase after
+"help": "to move a couch", "with the garden")."""
+
+SPOKEN_AS: tuple[str, ...] = ("noun", "verb", "noun_or_statement")
+"""How a list's values are spoken (``spoken_as:``): noun phrases get an article; verb phrases
+("move a couch") none; ``noun_or_statement`` values may also be statements ("bin wasn't
+collected", spoken "that the bin wasn't collected")."""
+
+Readback = Literal["send", "drop"]
+"""What an answer does to a request waiting after its read-back."""
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_PLACEHOLDER_PARTS = re.compile(r"^(\w+)(?::(\w+))?$")
 
 SLOT = "{%s}"
 
@@ -50,6 +57,10 @@ class SlotList:
     """Spoken phrase -> canonical value (each canonical value maps to itself too)."""
     kind: str = "values"
     """``values`` (an explicit list) or ``time`` (the built-in day and clock grammar)."""
+    spoken_as: str = "noun"
+    """How its values are spoken: ``noun``, ``verb`` or ``noun_or_statement`` (:data:`SPOKEN_AS`)."""
+    mass_article: str = "some"
+    """The article of mass and plural values ("some eggs"; "" for "reports flooding")."""
 
     @cached_property
     def grammar(self) -> Seq:
@@ -89,6 +100,33 @@ class Intent:
     """What a neighbor's device says after the sender's name, with ``{slot}`` fields."""
     sentences: tuple[str, ...]
     trees: tuple[Seq, ...]
+    kind: Kind = "request"
+    """The kind of message it makes (:data:`voicehello.intents.kinds.KINDS`)."""
+    readback: str | None = None
+    """The question asked before sending it; None: "Send to your neighbors: <announce>?"
+    (answers are never read back)."""
+    replies: dict[bool, str] = field(default_factory=dict)
+    """What a neighbor's yes (True) or no (False) to it means, after the neighbor's name."""
+    cancelled: str | None = None
+    """What its cancellation means, after the sender's name."""
+    choice: str | None = None
+    """How it is named when two intents are close: "to borrow" ("Did you want to borrow or to lend?")."""
+    means: bool | None = None
+    """For replies: yes (True) or no (False)."""
+    on_readback: Readback | None = None
+    """For answers: said after a read-back, ``send`` sends the request, ``drop`` drops it."""
+    ttl_s: float | None = None
+    """How long its messages live; None: the kind's default (:data:`voicehello.intents.kinds.TTL_S`)."""
+
+    @property
+    def lifetime_s(self) -> float:
+        """How long its messages live."""
+        return TTL_S[self.kind] if self.ttl_s is None else self.ttl_s
+
+    @property
+    def is_answer(self) -> bool:
+        """True for replies and cancellations (they answer an earlier message)."""
+        return self.kind in ANSWERS
 
     def patterns(self) -> Iterator[str]:
         """Every sentence of this intent with slots as ``{slot}`` placeholders."""
@@ -108,6 +146,16 @@ class Catalog:
     wake_phrases: tuple[str, ...]
     intents: dict[str, Intent]
     lists: dict[str, SlotList]
+
+    @property
+    def kinds(self) -> dict[str, Kind]:
+        """Intent -> the kind of message it makes."""
+        return {name: intent.kind for name, intent in self.intents.items()}
+
+    def kind(self, intent: str) -> Kind | None:
+        """The kind of message ``intent`` makes, or None for an intent not in the catalog."""
+        entry = self.intents.get(intent)
+        return None if entry is None else entry.kind
 
     def slot_list(self, intent: str, slot: str) -> SlotList:
         """The value list that fills ``slot`` of ``intent``."""
@@ -208,7 +256,76 @@ def _load_list(name: str, raw: Any) -> SlotList:
                     f"list {name!r}: {phrase!r} means both {phrases[phrase]!r} and {canonical_text!r}"
                 )
             phrases[phrase] = canonical_text
-    return SlotList(name=name, phrases=phrases)
+    spoken_as = raw.get("spoken_as", "noun")
+    if spoken_as not in SPOKEN_AS:
+        raise CatalogError(f"list {name!r}: spoken_as must be one of {', '.join(SPOKEN_AS)}")
+    mass_article = raw.get("mass_article", "some")
+    if not isinstance(mass_article, str) or len(mass_article.split()) > 1:
+        raise CatalogError(f"list {name!r}: mass_article must be one word or \"\"")
+    return SlotList(
+        name=name, phrases=phrases, spoken_as=str(spoken_as), mass_article=mass_article.strip().lower()
+    )
+
+
+def _phrase(name: str, key: str, value: Any, slots: dict[str, str]) -> str | None:
+    """An optional phrase template of intent ``name``, its ``{slot}`` and ``{slot:form}`` checked."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise CatalogError(f"intent {name!r}: {key} must be a non-empty string")
+    for inner in _PLACEHOLDER.findall(value):
+        parts = _PLACEHOLDER_PARTS.match(inner)
+        if parts is None:
+            raise CatalogError(f"intent {name!r}: {key} has a malformed placeholder {{{inner}}}")
+        if parts.group(1) not in slots:
+            raise CatalogError(f"intent {name!r}: {key} uses undeclared slot {parts.group(1)!r}")
+        if parts.group(2) is not None and parts.group(2) not in FORMS:
+            raise CatalogError(
+                f"intent {name!r}: {key} asks for unknown form {parts.group(2)!r} (one of {', '.join(FORMS)})"
+            )
+    return " ".join(value.split())
+
+
+def _yes_no(value: Any) -> bool | None:
+    """``yes``/``no`` as YAML writes them (booleans) or as strings."""
+    if isinstance(value, bool):
+        return value
+    return {"yes": True, "no": False}.get(str(value).strip().lower()) if isinstance(value, str) else None
+
+
+def _load_replies(name: str, raw: Any, slots: dict[str, str]) -> dict[bool, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise CatalogError(f"intent {name!r}: replies must map yes and no to phrases")
+    replies: dict[bool, str] = {}
+    for key, phrase in raw.items():
+        meaning = _yes_no(key)
+        if meaning is None:
+            raise CatalogError(f"intent {name!r}: replies has {str(key)[:40]!r}, not yes or no")
+        replies[meaning] = _phrase(name, f"replies {'yes' if meaning else 'no'}", phrase, slots) or ""
+    return replies
+
+
+def _load_meaning(name: str, raw: dict[str, Any], kind: Kind) -> tuple[bool | None, Readback | None]:
+    """``means`` and ``on_readback``: what an answer intent means."""
+    means = None
+    if "means" in raw:
+        means = _yes_no(raw["means"])
+        if kind != "reply" or means is None:
+            raise CatalogError(f"intent {name!r}: means (yes or no) is for intents of kind reply")
+    elif kind == "reply":
+        raise CatalogError(f"intent {name!r} is a reply: say what it means (means: yes or means: no)")
+    on_readback = raw.get("on_readback")
+    if on_readback is None:
+        return means, None
+    if kind not in ANSWERS or on_readback not in ("send", "drop"):
+        raise CatalogError(
+            f"intent {name!r}: on_readback (send or drop) is for intents of kind reply or cancel"
+        )
+    if on_readback == "send" and means is not True:
+        raise CatalogError(f"intent {name!r}: only a reply that means yes can send a read-back request")
+    return means, "send" if on_readback == "send" else "drop"
 
 
 def _load_intent(name: str, raw: Any, lists: dict[str, SlotList]) -> Intent:
@@ -240,13 +357,38 @@ def _load_intent(name: str, raw: Any, lists: dict[str, SlotList]) -> Intent:
     announce = raw.get("announce", name.replace("_", " "))
     if not isinstance(announce, str):
         raise CatalogError(f"intent {name!r}: announce must be a string")
+    slots = {str(slot): str(list_name) for slot, list_name in slot_map.items()}
+    _phrase(name, "announce", announce, slots)
+    kind = as_kind(raw.get("kind"))
+    if kind is None:
+        raise CatalogError(f"intent {name!r}: kind must be one of {', '.join(KINDS)}")
+    if kind in ANSWERS:
+        for key in ("readback", "replies", "cancelled", "choice"):
+            if raw.get(key) is not None:
+                raise CatalogError(f"intent {name!r}: {key} is not for intents of kind {kind} (answers)")
+    means, on_readback = _load_meaning(name, raw, kind)
+    minutes = raw.get("lifetime_minutes")
+    if minutes is not None and (
+        isinstance(minutes, bool)
+        or not isinstance(minutes, int | float)
+        or not 1 <= minutes <= MAX_TTL_S / 60
+    ):
+        raise CatalogError(f"intent {name!r}: lifetime_minutes must be a number from 1 to {MAX_TTL_S / 60:.0f}")
     return Intent(
         name=name,
         description=str(raw.get("description", "")),
-        slots={str(slot): str(list_name) for slot, list_name in slot_map.items()},
+        slots=slots,
         announce=announce,
         sentences=tuple(sentences),
         trees=tuple(trees),
+        kind=kind,
+        readback=_phrase(name, "readback", raw.get("readback"), slots),
+        replies=_load_replies(name, raw.get("replies"), slots),
+        cancelled=_phrase(name, "cancelled", raw.get("cancelled"), slots),
+        choice=_phrase(name, "choice", raw.get("choice"), {}),
+        means=means,
+        on_readback=on_readback,
+        ttl_s=None if minutes is None else float(minutes) * 60,
     )
 
 
@@ -262,11 +404,10 @@ def parse_catalog(raw: Any) -> Catalog:
         raise CatalogError("`intents` and `lists` must be mappings")
     lists = {str(name): _load_list(str(name), body) for name, body in raw_lists.items()}
     intents = {str(name): _load_intent(str(name), body, lists) for name, body in raw_intents.items()}
-    for name, required_slots in REQUIRED_INTENTS.items():
-        if name not in intents:
-            raise CatalogError(f"the catalog lacks the required intent {name!r}")
-        if set(intents[name].slots) != required_slots:
-            raise CatalogError(f"intent {name!r} must have slots {sorted(required_slots)}")
+    if not any(intent.on_readback == "send" for intent in intents.values()):
+        raise CatalogError(
+            "the catalog needs a reply that sends a read-back request (means: yes, on_readback: send)"
+        )
     wake = tuple(_as_str_list(raw.get("wake_phrases"), "wake_phrases"))
     return Catalog(wake_phrases=wake, intents=intents, lists=lists)
 
@@ -283,6 +424,9 @@ def load_catalog(path: Path) -> Catalog:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise CatalogError(f"intent catalog {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
-    catalog = parse_catalog(raw)
+    try:
+        catalog = parse_catalog(raw)
+    except CatalogError as exc:
+        raise CatalogError(f"intent catalog {path}: {exc}") from exc
     log.debug("loaded %d intents and %d lists from %s", len(catalog.intents), len(catalog.lists), path)
     return catalog

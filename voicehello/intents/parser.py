@@ -252,6 +252,17 @@ class IntentParser:
             )
         return self._by_model(base, words, self.model.gazetteer.spans(words))
 
+    def slots_for(self, text: str, intent: str) -> dict[str, str] | None:
+        """The slot values ``text`` gives ``intent`` (for a close call the user settles by
+        naming one of its ``alternatives``); None when ``intent`` is unknown, a required slot
+        is missing or a value breaks the slot value rule."""
+        words, _ = self._strip_wake(normalize(text).split())
+        if not words or len(words) > MAX_WORDS or intent not in self.catalog.intents:
+            return None
+        words, _ = self._respell(words)
+        slots, _, _, missing = self._slots(intent, words, self.model.gazetteer.spans(words))
+        return None if missing or _broken_rule(slots) else slots
+
     # ------------------------------------------------------------------ stages
 
     def _exact(
