@@ -19,6 +19,7 @@ DEBIAN_PACKAGES=(
   espeak-ng libespeak-ng1          # pyttsx3's voice on Linux; synthesized test speech
   sox                              # audio conversion and noise for tests and benchmarks
   pocketsphinx-testdata            # real human recordings for tests
+  sphinxtrain sphinxbase-utils pocketsphinx  # `voicehello enroll`: bw, mllr_solve, map_adapt, sphinx_fe, mdef convert
   mosquitto mosquitto-clients      # the local MQTT broker
   zbar-tools                       # tests scan the printed invite QR codes (zbarimg)
 )

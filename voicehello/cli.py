@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from voicehello import __version__, cli_broker, cli_pods
+from voicehello import __version__, cli_broker, cli_enroll, cli_pods
 from voicehello.config import Settings, load_settings
 from voicehello.errors import BusError, ConfigError, VoicehelloError
 
@@ -446,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_commands(sub, common, engine)
     cli_broker.register(sub, common)
     cli_pods.register(sub, common)
+    cli_enroll.register(sub, common)
 
     p = sub.add_parser("transcribe", parents=[common, engine], help="turn WAV files into intents")
     p.add_argument("--json", action="store_true", help="one JSON object per line")

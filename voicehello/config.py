@@ -22,6 +22,7 @@ DEFAULT_CONFIG_FILE = PROJECT_DIR / "config" / "voicehello.toml"
 DEFAULT_CATALOG_FILE = PROJECT_DIR / "config" / "intents.yaml"
 DEFAULT_MODELS_DIR = PROJECT_DIR / "models"
 DEFAULT_KEYS_DIR = Path(os.path.expanduser("~/.config/voicehello"))
+DEFAULT_ADAPTATION_FILE = DEFAULT_KEYS_DIR / "adaptation" / "pocketsphinx-en-us"
 
 Engine = Literal["auto", "vosk", "pocketsphinx"]
 
@@ -70,6 +71,10 @@ class SpeechSettings:
     """Vosk: when the grammar decode hears only ``[unk]``, decode again with the full model."""
     models_dir: Path = DEFAULT_MODELS_DIR
     """Where ``voicehello models download`` puts models and where ``auto`` looks."""
+    adaptation: Path | None = DEFAULT_ADAPTATION_FILE
+    """This device's speaker adaptation for PocketSphinx, made by ``voicehello enroll`` (an MLLR
+    transform or adapted means, owner-only), loaded by the recognizer when the file exists;
+    ``None``: never adapt."""
 
 
 @dataclass(frozen=True)

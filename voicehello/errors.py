@@ -42,6 +42,11 @@ class RecognizerError(VoicehelloError):
     """The speech engine failed while decoding."""
 
 
+class AdaptationError(VoicehelloError):
+    """Speaker adaptation (``voicehello enroll``) could not be made, was refused as worse,
+    or an adaptation file cannot be used."""
+
+
 class MessageError(VoicehelloError):
     """A bus message is malformed, oversized, of an unknown version or against the schema."""
 

@@ -48,6 +48,8 @@ def create_recognizer(settings: SpeechSettings, catalog: Catalog) -> Recognizer:
 
     words = catalog.words()
     if settings.pocketsphinx_search == "grammar":
-        return PocketSphinxRecognizer(words, graph=compile_catalog(catalog))
+        return PocketSphinxRecognizer(words, graph=compile_catalog(catalog), adaptation=settings.adaptation)
     language = catalog_model(catalog, dictionary=dictionary_path())
-    return PocketSphinxRecognizer(words, arpa=language.arpa, classes=language.classes)
+    return PocketSphinxRecognizer(
+        words, arpa=language.arpa, classes=language.classes, adaptation=settings.adaptation
+    )

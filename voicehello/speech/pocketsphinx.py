@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from voicehello.errors import CatalogError, ModelError, RecognizerError
+from voicehello.speech.adaptation.store import load_adapted
 from voicehello.speech.grammar import WordGraph
 from voicehello.speech.recognizer import SAMPLE_RATE, Transcript
 
@@ -182,8 +183,15 @@ def _load_decoder(model_dir: Path | None, options: dict[str, object]) -> Any:
     if not hmm.is_dir() or not dictionary.is_file():
         raise ModelError(f"no PocketSphinx English model under {root}")
     settings: dict[str, object] = {"lm": None, **DECODER_OPTIONS, **options}
+    adaptation = settings.pop("adaptation", None)  # the speaker adaptation file (voicehello enroll)
+
+    def make(extra: dict[str, object]) -> Any:
+        return Decoder(
+            samprate=SAMPLE_RATE, hmm=str(hmm), dict=str(dictionary), loglevel="FATAL", **settings, **extra
+        )
+
     try:
-        return Decoder(samprate=SAMPLE_RATE, hmm=str(hmm), dict=str(dictionary), loglevel="FATAL", **settings)
+        return load_adapted(make, Path(str(adaptation)) if adaptation else None, hmm)
     except (RuntimeError, ValueError) as exc:
         if "lmctl" in options:
             raise CatalogError(
