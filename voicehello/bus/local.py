@@ -292,7 +292,8 @@ class SayServer:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         fresh = self.path.with_name(f".{SOCKET_NAME}.{os.getpid()}")
         try:
-            fresh.unlink(missing_ok=True)
+            if os.path.lexists(fresh):  # from a daemon of the same pid, before a reboot
+                fresh.unlink()
             with _address(fresh) as address:
                 listener.bind(address)
             os.chmod(fresh, 0o600)  # before it has its name: nobody else can have connected
