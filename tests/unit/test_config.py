@@ -51,7 +51,7 @@ def test_defaults_without_any_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert settings == Settings()
     assert settings.speech.engine == "auto"
     assert settings.audio.block_ms == 30
-    assert settings.intents.threshold == 0.80
+    assert settings.intents.threshold == 0.97
     assert settings.intents.catalog == DEFAULT_CATALOG_FILE
     assert settings.speech.models_dir == DEFAULT_MODELS_DIR
 

@@ -198,7 +198,7 @@ class IntentParser:
     def __init__(
         self,
         catalog: Catalog,
-        threshold: float = 0.8,
+        threshold: float = 0.97,
         *,
         model: NluModel | None = None,
         margin: float = MARGIN,
@@ -302,8 +302,15 @@ class IntentParser:
         if guess is None or ranked[0][0] == NONE:
             return reject("not a request (none is most likely)")
         slots, filled, factor, missing = self._slots(guess, words, spans)
-        # A snapped value ("lader" -> ladder) costs half its distance from the listed phrase.
-        score = confidence * (1.0 + factor) / 2.0 if not missing else confidence
+        score = confidence
+        if not missing and any(span.how == "near" for span in filled):
+            # Scored again as spelled in the list; a snap still costs a tenth of its distance,
+            # so only an exact catalog sentence is ever 1.0.
+            score = self._rescored(guess, words, filled) * (0.9 + 0.1 * factor)
+        if confidence - second < self.margin and confidence + second >= self.threshold:
+            # Together sure enough that it is one of these two, alone neither: a close call.
+            other = candidates[1][0]
+            return reject(f"{guess} and {other} are close", score, alternatives=(guess, other))
         if score < self.threshold:
             return reject(f"confidence {score:.2f} below {self.threshold:.2f}", score)
         if confidence - second < self.margin:
@@ -320,6 +327,16 @@ class IntentParser:
         return _with(
             base, intent=guess, slots=slots, confidence=round(score, 4), guess=guess, explanation=explanation
         )
+
+    def _rescored(self, intent: str, words: list[str], filled: Sequence[SlotSpan]) -> float:
+        """The probability of ``intent`` once values that snapped to a listed phrase ("lader" ->
+        ladder, at least :data:`SNAP_CUTOFF` alike) are spelled as listed; otherwise its score."""
+        text = f" {' '.join(words)} "
+        for span in filled:
+            if span.how == "near":
+                text = text.replace(f" {span.words} ", f" {span.value} ", 1)
+        mended = text.split()
+        return self.model.intent_scores(mended, self.model.gazetteer.spans(mended))[intent]
 
     def _slots(
         self, intent: str, words: list[str], spans: list[Span]

@@ -31,8 +31,10 @@ FORMAT_VERSION = 1
 INTENT_FILE = "intent.npz"
 META_FILE = "meta.json"
 CRF_PATTERN = "slots-{intent}.crfsuite"
-REGULARIZATION_C = 4.0
-"""Inverse L2 strength of the intent classifier."""
+REGULARIZATION_C = 16.0
+"""Inverse L2 strength of the intent classifier, chosen by 3-fold cross-validation on the generated
+training data with folds grouped by sentence frame, so a held-out fold holds phrasings the model
+never saw (log-loss: C=1 0.082, C=4 0.064, C=16 0.057, C=64 0.058)."""
 CRF_ITERATIONS = 60
 
 

@@ -118,7 +118,7 @@ PLACES = (
 )  # fmt: skip
 WHENS = (
     "again", "today", "this morning", "this week", "since last night", "since yesterday",
-    "for two days", "all week", "tonight", "right now", "at the moment", "still",
+    "for two days", "all week", "right now", "at the moment", "still",
 )  # fmt: skip
 HEADS_UP = (
     "heads up", "just a heads up", "fyi", "just so you know", "just letting you know", "warning",
