@@ -45,6 +45,7 @@ from voicehello.bus import topics
 from voicehello.bus.broker import EmbeddedBroker
 from voicehello.bus.messages import Message, Sender, new_message
 from voicehello.bus.seen import SEEN_LOG
+from voicehello.intents.parser import IntentParser
 from voicehello.privacy.keys import SIGNATURE_BYTES, DeviceKeys
 from voicehello.privacy.pods import Pod
 
@@ -426,8 +427,12 @@ def assert_logs_are_clean(stderr: str) -> None:
 
 
 @pytest.fixture
-def run_audited(cli_env: dict[str, str], sandbox: Sandbox) -> Callable[..., Any]:
-    """Run ``python -c DRIVER <args>`` (voicehello under the audit hook) in the sandbox."""
+def run_audited(cli_env: dict[str, str], sandbox: Sandbox, parser: IntentParser) -> Callable[..., Any]:
+    """Run ``python -c DRIVER <args>`` (voicehello under the audit hook) in the sandbox.
+
+    ``parser`` has trained the intent model into the session's cache first (as `voicehello
+    catalog --train` does on a device), so the audited run only loads it and this test passes
+    alone too: the model is made from the catalog, never from what anyone said."""
 
     def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -522,6 +527,7 @@ def test_a_spoken_exchange_through_the_daemon_keeps_no_audio(
     espeak: Any,
     mosquitto: EmbeddedBroker,
     tmp_path: Path,
+    parser: IntentParser,  # the intent model trained into the session's cache beforehand
 ) -> None:
     """``voicehello run`` under the audit hook, in a pod: a request is spoken, read back,
     confirmed by voice and sent; a neighbor's reply comes back and is announced. Nothing but
