@@ -21,6 +21,7 @@ import inspect
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 import textwrap
@@ -45,9 +46,11 @@ from voicehello.bus import topics
 from voicehello.bus.broker import EmbeddedBroker
 from voicehello.bus.messages import Message, Sender, new_message
 from voicehello.bus.seen import SEEN_LOG
+from voicehello.intents.catalog import Catalog
 from voicehello.intents.parser import IntentParser
 from voicehello.privacy.keys import SIGNATURE_BYTES, DeviceKeys
 from voicehello.privacy.pods import Pod
+from voicehello.speech.adaptation.prompts import enrollment_prompts
 
 pytestmark = pytest.mark.integration
 
@@ -518,6 +521,55 @@ def test_listen_on_the_microphone_keeps_no_audio(
     assert_only_the_language_model_was_written(sandbox, report)
     assert report["network"] == [], report["network"]
     assert_nothing_left_behind(sandbox)
+
+
+def test_enroll_keeps_only_the_adaptation(
+    run_audited: Callable[..., Any], sandbox: Sandbox, espeak: Any, catalog: Catalog
+) -> None:
+    """``voicehello enroll`` under the audit hook: the readings' audio and features are written
+    only inside its private working directory (made by ``mkdtemp``, so 0700), which is removed
+    with everything in it; the one file left is the adaptation, written owner-only under a
+    temporary name and renamed into place."""
+    prompts = enrollment_prompts(catalog, 8)
+    wav = copy_input(sandbox, espeak.sequence([(p.text, "en-gb+m3") for p in prompts], name="enroll-8"))
+    adaptation = sandbox.config / "keys" / "adaptation" / "pocketsphinx-en-us"
+    config = sandbox.config / "voicehello.toml"
+    config.write_text(f'[speech]\nengine = "pocketsphinx"\nadaptation = "{adaptation}"\n', encoding="utf-8")
+    sandbox.before = sandbox.snapshot()
+    result = run_audited("-vv", "enroll", "--file", wav, "--prompts", "8", "--config", config)
+    assert result.returncode == 0, result.stderr
+    assert_no_audio_in_text(result.stdout, "stdout")
+    assert_logs_are_clean(result.stderr)
+    report = sandbox.report()
+    made = [path for event, path, _ in report["changed"] if event == "tempfile.mkdtemp"]
+    workdirs = [Path(path) for path in made if Path(path).name.startswith("voicehello-enroll-")]
+    assert len(workdirs) == 1, report["changed"]
+    (workdir,) = workdirs
+    assert not workdir.exists(), f"{workdir} was left behind"
+    assert str(workdir) in {path for path, _ in report["removed"]}, "the working directory was not removed"
+    pending = adaptation.parent / f".{adaptation.name}."
+    strays = sorted(
+        path
+        for path in set(report["written"]) - {os.devnull}
+        if not inside(path, workdir)
+        and not path.startswith(str(pending))
+        and not (
+            inside(path, sandbox.tmp)
+            and Path(path).relative_to(sandbox.tmp).parts[0].startswith("voicehello-")
+        )
+    )
+    assert not strays, f"written outside the working directory: {strays}"
+    assert any(inside(path, workdir) for path in report["written"]), "no audio went to the working directory?"
+    renamed = [path for event, path, _ in report["changed"] if event == "os.rename"]
+    assert len(renamed) == 1, renamed
+    assert renamed[0].startswith(str(pending)), renamed
+    assert stat.S_IMODE(adaptation.stat().st_mode) == 0o600
+    after = sandbox.snapshot()
+    new = sorted(set(after) - set(sandbox.before))
+    assert new == sorted(map(str, (adaptation.parent.parent, adaptation.parent, adaptation))), new
+    assert not set(sandbox.before) - set(after)
+    moved = sorted(p for p in after if p in sandbox.before and after[p] != sandbox.before[p])
+    assert set(moved) <= {str(sandbox.tmp), str(sandbox.config)}, moved
 
 
 def test_a_spoken_exchange_through_the_daemon_keeps_no_audio(
