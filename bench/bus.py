@@ -18,15 +18,14 @@ What it measures, all in this one process against a private Mosquitto (``Embedde
    neighbor sent in the middle of the burst is still announced promptly;
 5. the same burst (without the other neighbors) through a broker made by ``broker init``: TLS,
    an account and an ACL per device, bounded queues, the database saved after every change;
-6. the disk writes that keep received ids, held messages and rate windows across a crash;
-7. the privacy envelope alone: sealing (sign + encrypt) and opening (decrypt + verify + schema
+6. the privacy envelope alone: sealing (sign + encrypt) and opening (decrypt + verify + schema
    check) one message, in microseconds;
-6. what surviving a crash costs: a received id fsync'd to ``seen.log`` (every message), a
+7. what surviving a crash costs: a received id fsync'd to ``seen.log`` (every message), a
    message held for quiet hours written sealed and deleted again, the rate-limit windows
    written (every announcement).
 
 Every message travels sealed for a pod (the devices' keys and pods are made in a temp dir,
-each measurement in a pod of its own), so 1-4 include the envelope's cost.
+each measurement in a pod of its own), so 1-5 include the envelope's cost.
 """
 
 from __future__ import annotations
