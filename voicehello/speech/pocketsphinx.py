@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from voicehello.errors import CatalogError, ModelError, RecognizerError
 from voicehello.speech.adaptation.store import load_adapted
+from voicehello.speech.cepstra import CepstralMean
 from voicehello.speech.grammar import WordGraph
 from voicehello.speech.recognizer import SAMPLE_RATE, Transcript
 
@@ -48,6 +50,15 @@ DECODER_OPTIONS: dict[str, object] = {"fwdflat": False, "maxhmmpf": 3000, "remov
 """No second flat-lexicon pass and at most 3,000 HMMs a frame (on a dev set, about 30% faster
 with the same accuracy); no spectral noise removal, whose running noise estimate would carry
 one utterance's background into the next (accuracy was the same without it)."""
+
+
+BLOCK_BYTES = 960
+"""Streaming decodes in blocks of 30 ms, whatever the size of the pieces fed."""
+
+LAG_BLOCKS = 10
+"""Streaming keeps its decoding 300 ms behind the audio, so each block is normalized with a
+cepstral mean that has seen a little of what follows it (on the dev split: no lag lost 4 of
+40 clean sentences against batch CMN; 150-300 ms matched or beat it)."""
 
 
 class NoiseFloor:
@@ -85,10 +96,12 @@ class PocketSphinxRecognizer:
         graph: WordGraph | None = None,
         classes: dict[str, dict[str, float]] | None = None,
         model_dir: Path | None = None,
+        streaming: bool = True,
         **options: object,
     ) -> None:
         """Load the bundled model with either an ARPA language model (whose n-grams may name
-        word ``classes``: class -> word -> weight) or a word graph."""
+        word ``classes``: class -> word -> weight) or a word graph. ``streaming``: decode
+        while the audio arrives (else the whole utterance at :meth:`finish`)."""
         if (arpa is None) == (graph is None):
             raise ValueError("give exactly one of arpa= or graph=")
         if classes and arpa is None:
@@ -116,13 +129,24 @@ class PocketSphinxRecognizer:
             raise CatalogError(f"PocketSphinx rejected the search built from the catalog: {exc}") from exc
         self._noise = NoiseFloor()
         self._audio = bytearray()
+        self.streaming = streaming
+        self._live: _LiveUtterance | None = None
 
     def start(self) -> None:
-        """Begin a new utterance."""
+        """Begin a new utterance (an unfinished one is dropped)."""
         self._audio.clear()
+        self._end_live()
+        if self.streaming:
+            self._noise.restart()
+            self._live = _LiveUtterance(self._decoder)
+            self._live.take_padding(self._noise.silence(PAD_SECONDS))
 
     def feed(self, pcm: bytes) -> None:
-        """Take a chunk of 16 kHz mono int16 PCM (held in memory until :meth:`finish`)."""
+        """Take a chunk of 16 kHz mono int16 PCM: decoded now when streaming, else held in
+        memory until :meth:`finish`."""
+        if self._live is not None:
+            self._live.take_audio(pcm, self._noise)
+            return
         room = MAX_UTTERANCE_BYTES - len(self._audio)
         if len(pcm) > room:
             log.warning(
@@ -130,12 +154,23 @@ class PocketSphinxRecognizer:
             )
         self._audio += pcm[: max(room, 0)]
 
-    def finish(self) -> Transcript:
-        """Decode the utterance and return the best hypothesis (empty text when none).
+    def partial(self) -> str:
+        """The best hypothesis of the audio fed so far (streaming; ``""`` otherwise)."""
+        if self._live is None:
+            return ""
+        return self._live.partial()
 
-        The whole utterance is decoded at once so cepstral mean normalization is computed
-        on it (batch CMN): this is markedly more accurate on short commands than live CMN.
+    def finish(self) -> Transcript:
+        """End the utterance and return the best hypothesis (empty text when none).
+
+        Streaming: the rest of the audio is decoded now (normally the last 0.3 s and the
+        padding). Otherwise the whole utterance is decoded at once, with batch cepstral mean
+        normalization.
         """
+        if self._live is not None:
+            return self._finish_live()
+        if self.streaming:  # finish() without start(): nothing was heard
+            return self._transcript(None, 0)
         self._noise.restart()
         pcm = self._audio[: len(self._audio) - len(self._audio) % 2]
         audio = (
@@ -151,15 +186,108 @@ class PocketSphinxRecognizer:
             self._decoder.end_utt()
         except (RuntimeError, ValueError, IndexError) as exc:
             raise RecognizerError(f"PocketSphinx failed while decoding: {exc}") from exc
-        hypothesis = self._decoder.hyp()
+        return self._transcript(self._decoder.hyp(), len(pcm))
+
+    def _finish_live(self) -> Transcript:
+        live, self._live = self._live, None
+        assert live is not None
+        try:
+            live.take_padding(self._noise.silence(PAD_SECONDS), last=True)
+            self._decoder.end_utt()
+        except (RuntimeError, ValueError, IndexError) as exc:
+            raise RecognizerError(f"PocketSphinx failed while decoding: {exc}") from exc
+        return self._transcript(self._decoder.hyp(), live.bytes_taken)
+
+    def _end_live(self) -> None:
+        """Drop a streamed utterance that was never finished."""
+        if self._live is not None:
+            self._live = None
+            try:
+                self._decoder.end_utt()
+            except RuntimeError as exc:
+                log.debug("ending an abandoned utterance: %s", exc)
+
+    def _transcript(self, hypothesis: Any, audio_bytes: int) -> Transcript:
         text = " ".join(hypothesis.hypstr.split()) if hypothesis is not None else ""
         confidence = float(hypothesis.prob) if hypothesis is not None and text else 0.0
         return Transcript(
             text=text,
             confidence=round(min(1.0, max(0.0, confidence)), 4),
             engine=self.engine,
-            audio_seconds=len(pcm) / 2 / SAMPLE_RATE,
+            audio_seconds=audio_bytes / 2 / SAMPLE_RATE,
         )
+
+
+class _LiveUtterance:
+    """One utterance decoded as it arrives, in fixed blocks (so the result does not depend on
+    how the audio was chunked), ``LAG_BLOCKS`` behind the audio received: before each block
+    is decoded the decoder's cepstral mean is set to the running estimate over everything
+    received so far (:class:`CepstralMean`), a close stand-in for batch CMN."""
+
+    def __init__(self, decoder: Any) -> None:
+        self._decoder = decoder
+        self._mean = CepstralMean()
+        self._raw = bytearray()
+        self._pending = bytearray()
+        self._waiting: deque[bytes] = deque()
+        self.bytes_taken = 0
+        """Bytes of the caller's audio taken (without the padding)."""
+        try:
+            decoder.reinit_feat()  # nothing carried over from the last utterance
+            decoder.start_utt()
+        except (RuntimeError, ValueError) as exc:
+            raise RecognizerError(f"PocketSphinx failed to start an utterance: {exc}") from exc
+
+    def take_audio(self, pcm: bytes, noise: NoiseFloor) -> None:
+        """Queue the caller's ``pcm`` with the noise floor added, and decode every block that is
+        ``LAG_BLOCKS`` behind."""
+        room = MAX_UTTERANCE_BYTES - self.bytes_taken
+        if len(pcm) > room:
+            if room > 0:
+                log.warning(
+                    "utterance longer than %.0f s; the rest is ignored", MAX_UTTERANCE_BYTES / 2 / SAMPLE_RATE
+                )
+            pcm = pcm[: max(room, 0)]
+        self.bytes_taken += len(pcm)
+        self._raw += pcm
+        even = len(self._raw) - len(self._raw) % 2
+        if even:
+            self._pending += noise.apply(bytes(self._raw[:even]))
+            del self._raw[:even]
+        self._queue(whole_blocks=True)
+        self._decode(LAG_BLOCKS)
+
+    def take_padding(self, pcm: bytes, *, last: bool = False) -> None:
+        """Queue padding (already noise floor); ``last``: decode everything (the end)."""
+        self._pending += pcm
+        self._queue(whole_blocks=not last)
+        self._decode(0 if last else LAG_BLOCKS)
+
+    def _queue(self, *, whole_blocks: bool) -> None:
+        size = len(self._pending) - len(self._pending) % (BLOCK_BYTES if whole_blocks else 2)
+        for offset in range(0, size, BLOCK_BYTES):
+            piece = bytes(self._pending[offset : min(offset + BLOCK_BYTES, size)])
+            self._mean.add(piece)
+            self._waiting.append(piece)
+        del self._pending[:size]
+
+    def partial(self) -> str:
+        """Decode everything received, and return the hypothesis so far."""
+        self._decode(0)
+        hypothesis = self._decoder.hyp()
+        return " ".join(hypothesis.hypstr.split()) if hypothesis is not None else ""
+
+    def _decode(self, keep: int) -> None:
+        if len(self._waiting) <= keep:
+            return
+        mean = self._mean.mean()
+        try:
+            if mean is not None:
+                self._decoder.set_cmn(mean)
+            while len(self._waiting) > keep:
+                self._decoder.process_raw(self._waiting.popleft(), False, False)
+        except (RuntimeError, ValueError, IndexError) as exc:
+            raise RecognizerError(f"PocketSphinx failed while decoding: {exc}") from exc
 
 
 def model_root(model_dir: Path | None = None) -> Path:
