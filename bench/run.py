@@ -95,21 +95,18 @@ NATURAL_README_MARKERS = ("<!-- bench-natural:start -->", "<!-- bench-natural:en
 # --------------------------------------------------------------------------- options
 
 
-def parse_conditions(text: str) -> list[float | None]:
-    """``"clean,10,5"`` -> ``[None, 10.0, 5.0]`` (None = clean, numbers = SNR in dB)."""
-    conditions: list[float | None] = []
+def parse_conditions(text: str) -> list[noise.Condition]:
+    """``"clean,10,5,tv"`` -> clean, kitchen noise at 10 and 5 dB SNR, a TV talker 10 dB down + noise."""
+    conditions: list[noise.Condition] = []
     for part in (piece.strip().lower() for piece in text.split(",")):
         if not part:
             continue
-        if part == "clean":
-            value: float | None = None
-        else:
-            try:
-                value = float(part.removesuffix("db"))
-            except ValueError as exc:
-                raise argparse.ArgumentTypeError(
-                    f"not a condition: {part!r} (clean or an SNR in dB)"
-                ) from exc
+        try:
+            value = noise.parse_condition(part)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(
+                f"not a condition: {part!r} (clean, an SNR in dB, or tv / tvN for a TV talker N dB down)"
+            ) from exc
         if value not in conditions:
             conditions.append(value)
     if not conditions:
@@ -117,9 +114,9 @@ def parse_conditions(text: str) -> list[float | None]:
     return conditions
 
 
-def label(snr_db: float | None) -> str:
-    """``clean`` or e.g. ``10 dB``."""
-    return "clean" if snr_db is None else f"{snr_db:g} dB"
+def label(condition: noise.Condition) -> str:
+    """``clean``, e.g. ``10 dB``, or ``TV -10 dB + 10 dB``."""
+    return condition.label
 
 
 def positive(text: str) -> int:
@@ -161,7 +158,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--conditions",
         type=parse_conditions,
         default=parse_conditions("clean,10,5"),
-        help="comma-separated: clean and/or SNRs in dB (default: clean,10,5)",
+        help="comma-separated: clean, SNRs in dB, tv / tvN: a TV talker N (10) dB below the speaker "
+        "plus kitchen noise at 10 dB (default: clean,10,5)",
     )
     parser.add_argument(
         "--engine",
@@ -208,7 +206,7 @@ class Run:
 
     settings: Settings
     engine: str
-    conditions: list[float | None]
+    conditions: list[noise.Condition]
     prompts: list[dataset.Prompt]
     skipped_picks: int
     sentence_set: str = "catalog"
@@ -287,23 +285,44 @@ def synthesize(run: Run, prompt: dataset.Prompt) -> bytes:
     return pcm
 
 
-def measure_accuracy(understander: Understander, run: Run, kitchen: noise.KitchenNoise) -> None:
+def tv_talk(run: Run, split: str) -> noise.TvTalk | None:
+    """The TV talker (the split's off-topic sentences in :data:`noise.TV_VOICE`) when a condition
+    needs it."""
+    if not any(condition.tv_db is not None for condition in run.conditions):
+        return None
+    sentences = [prompt.text for prompt in dataset.load_offtopic(split)[: noise.TV_SENTENCES]]
+    started = time.perf_counter()
+    talk = noise.TvTalk([dataset.synthesize(text, noise.TV_VOICE, noise.TV_SPEED) for text in sentences])
+    run.synth_s += time.perf_counter() - started
+    return talk
+
+
+def measure_accuracy(
+    understander: Understander, run: Run, kitchen: noise.KitchenNoise, tv: noise.TvTalk | None = None
+) -> None:
     """Every test sentence in every condition, through ``listen``."""
     block_ms = run.settings.audio.block_ms
-    for snr in run.conditions:
-        run.outcomes[label(snr)] = []
+    for condition in run.conditions:
+        run.outcomes[label(condition)] = []
     for index, prompt in enumerate(run.prompts, 1):
         speech = synthesize(run, prompt)
         seed = zlib.crc32(prompt.id.encode())
         typed = understander.read(prompt.text) if run.sentence_set == "natural" else None
-        for snr in run.conditions:
+        for condition in run.conditions:
             clip = noise.make_clip(
-                speech, lead_s=prompt.lead_s, tail_s=dataset.TAIL_S, snr_db=snr, noise=kitchen, seed=seed
+                speech,
+                lead_s=prompt.lead_s,
+                tail_s=dataset.TAIL_S,
+                snr_db=condition.snr_db,
+                noise=kitchen,
+                seed=seed,
+                tv=tv,
+                tv_db=condition.tv_db,
             )
-            run.outcomes[label(snr)].append(
+            run.outcomes[label(condition)].append(
                 Outcome(
                     prompt_id=prompt.id,
-                    condition=label(snr),
+                    condition=label(condition),
                     expected_text=prompt.text,
                     expected_intent=prompt.intent,
                     expected_slots=prompt.slots,
@@ -439,7 +458,7 @@ def summarize(run: Run, args: argparse.Namespace, argv: list[str]) -> dict[str, 
             "voices": sorted({p.voice for p in run.prompts}),
             "with_wake_phrase": sum(p.wake for p in run.prompts),
             "skipped_pattern_picks": run.skipped_picks,
-            "conditions": [label(snr) for snr in run.conditions],
+            "conditions": [label(condition) for condition in run.conditions],
         },
         "accuracy": conditions,
         "offtopic": {
@@ -795,7 +814,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         understander, run = load(args)
         kitchen = noise.KitchenNoise(dataset.babble_sources())
-        measure_accuracy(understander, run, kitchen)
+        measure_accuracy(understander, run, kitchen, tv_talk(run, args.split))
         measure_offtopic(understander, run)
     except (dataset.BenchError, VoicehelloError) as exc:
         print(f"bench: error: {exc}", file=sys.stderr)

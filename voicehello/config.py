@@ -55,6 +55,22 @@ class AudioSettings:
     """Audio kept from before speech started, so first syllables are not cut."""
     max_utterance_s: float = 10.0
     """Longest utterance; longer speech is cut here."""
+    noise_margin_db: float = 6.0
+    """A frame must be this much louder than the noise floor to count as speech."""
+    noise_smooth_ms: int = 300
+    """The noise floor follows frame levels averaged over this long (so it tracks the mean of
+    fluctuating noise such as background talk, not its quietest 30 ms)."""
+    noise_quantile: float = 0.2
+    """The noise floor is this quantile of the last 5 s of those levels (0 = the lowest)."""
+    speaker_relative_db: float = 15.0
+    """Frames more than this below the speaker's running peak level are background (a TV, a radio,
+    someone across the room): they neither hold an utterance open nor are decoded into it. 0 = off."""
+    speaker_decay_db_s: float = 3.0
+    """How fast the speaker's peak level is forgotten, in dB per second of audio."""
+    trailing_keep_ms: int = 300
+    """Audio kept after the speaker's last speech frame; the rest of the closing silence is dropped."""
+    denoise: Literal["off", "spectral", "speex", "rnnoise"] = "off"
+    """Noise suppression before recognition (see ``voicehello/audio/denoise.py``)."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +261,10 @@ def _validate(settings: Settings) -> Settings:
         raise ConfigError("audio.block_ms must be 10, 20 or 30")
     if not 0 <= settings.audio.vad_aggressiveness <= 3:
         raise ConfigError("audio.vad_aggressiveness must be 0..3")
+    if settings.audio.denoise not in ("off", "spectral", "speex", "rnnoise"):
+        raise ConfigError("audio.denoise must be off, spectral, speex or rnnoise")
+    if not 0.0 <= settings.audio.noise_quantile < 1.0 or settings.audio.trailing_keep_ms < 0:
+        raise ConfigError("audio.noise_quantile must be in [0, 1) and audio.trailing_keep_ms >= 0")
     if not 0.0 < settings.intents.threshold <= 1.0:
         raise ConfigError("intents.threshold must be in (0, 1]")
     _validate_network(settings)

@@ -15,6 +15,7 @@ from voicehello.audio.vad import (
     Endpointer,
     EnergyGate,
     SegmentEvent,
+    SpeakerLevel,
     SpeechSegmenter,
     Utterance,
     has_speech,
@@ -165,7 +166,7 @@ def scripted(settings: AudioSettings = SETTINGS) -> Endpointer:
     return Endpointer(settings, classifier=is_loud)
 
 
-def test_endpointer_returns_the_utterance_with_pre_roll_and_trailing_silence() -> None:
+def test_endpointer_returns_the_utterance_with_pre_roll_and_trailing_keep() -> None:
     endpointer = scripted()
     utterances = endpointer.feed(pcm_script([(False, 990), (True, 990), (False, 990)]))
     assert len(utterances) == 1
@@ -175,7 +176,7 @@ def test_endpointer_returns_the_utterance_with_pre_roll_and_trailing_silence() -
     speech = 990 * BYTES_PER_MS
     assert utterance.pcm[:pre_roll] == bytes(pre_roll)
     assert utterance.pcm[pre_roll : pre_roll + speech] == b"\x10\x00" * (speech // 2)
-    assert utterance.audio_s == pytest.approx((300 + 990 + 450) / 1000)
+    assert utterance.audio_s == pytest.approx((300 + 990 + SETTINGS.trailing_keep_ms) / 1000)
     assert endpointer.flush() is None
     assert "\\x" not in repr(utterance)
     assert "start_s=0.99" in repr(utterance)
@@ -185,7 +186,7 @@ def test_pre_roll_is_limited_to_the_audio_available() -> None:
     [utterance] = scripted().feed(pcm_script([(False, 120), (True, 600), (False, 600)]))
     assert utterance.pcm[: 120 * BYTES_PER_MS] == bytes(120 * BYTES_PER_MS)
     assert utterance.pcm[120 * BYTES_PER_MS] != 0
-    assert utterance.audio_s == pytest.approx((120 + 600 + 450) / 1000)
+    assert utterance.audio_s == pytest.approx((120 + 600 + SETTINGS.trailing_keep_ms) / 1000)
 
 
 def test_any_chunking_of_the_input_gives_the_same_utterances() -> None:
@@ -205,7 +206,8 @@ def test_flush_returns_the_utterance_in_progress() -> None:
     assert endpointer.in_speech
     utterance = endpointer.flush()
     assert utterance is not None
-    assert (utterance.start_s, utterance.end_s, utterance.cut) == (0.3, 0.93, False)
+    # the padded last block (5 loud samples) is 20 dB below the speech: background, not speech
+    assert (utterance.start_s, utterance.end_s, utterance.cut) == (0.3, 0.9, False)
     assert not endpointer.in_speech
     assert endpointer.flush() is None
 
@@ -215,7 +217,7 @@ def test_long_speech_is_cut_into_bounded_utterances() -> None:
     utterances = scripted(settings).feed(pcm_script([(False, 600), (True, 1800), (False, 600)]))
     assert [(u.start_s, u.end_s, u.cut) for u in utterances] == [(0.6, 1.8, True), (1.8, 2.4, False)]
     assert utterances[0].audio_s == pytest.approx(1.2 + SETTINGS.pre_roll_ms / 1000)
-    assert utterances[1].audio_s == pytest.approx(0.6 + SETTINGS.end_silence_ms / 1000)
+    assert utterances[1].audio_s == pytest.approx(0.6 + SETTINGS.trailing_keep_ms / 1000)
 
 
 def test_speech_end_s_marks_the_last_speech_frame() -> None:
@@ -350,3 +352,126 @@ def test_speech_in_steady_noise_is_still_found(sentence: bytes, second_sentence:
     assert len(split_utterances(pcm, SETTINGS)) == 2
     assert has_speech(pcm, SETTINGS)
     assert len(require_utterances(pcm, SETTINGS, "noisy.wav")) == 2
+
+
+# --------------------------------------------------------------------------- the speaker, not the room
+
+
+def scaled(pcm: bytes, db: float) -> Signal:
+    """``pcm`` as samples, ``db`` louder (negative: quieter)."""
+    return samples(pcm) * 10 ** (db / 20)
+
+
+def mix(length_s: float, *parts: tuple[float, Signal]) -> bytes:
+    """Signals placed at start times (seconds) in ``length_s`` of audio."""
+    out = np.zeros(round(length_s * 16_000))
+    for start_s, signal in parts:
+        begin = round(start_s * 16_000)
+        out[begin : begin + signal.size] += signal[: out.size - begin]
+    return to_pcm(out)
+
+
+@pytest.fixture(scope="module")
+def tv_talk(speech_dir: Path) -> Signal:
+    """Another voice reading off-topic sentences without pause, like a TV across the room."""
+    lines = [
+        "and now the weather for the weekend, sunny spells with showers later in the north",
+        "the match finished two all after a late goal in the second half",
+        "scientists say the new bridge will open to traffic next spring",
+    ]
+    return np.concatenate([samples(espeak(speech_dir, line, "en-gb+f2", 175)) for line in lines])
+
+
+FAN_DB = 15.0
+TV_DB = 10.0
+
+
+def test_a_background_talker_does_not_hold_the_utterance_open(sentence: bytes, tv_talk: Signal) -> None:
+    """The TV talks 10 dB below the speaker, before, during and long after the request (with a
+    fan): the request still closes end_silence_ms after the speaker stops, and the TV talk after
+    it is not in the utterance's audio."""
+    speaker_end = 0.8 + audible_span_s(sentence)[1]
+    tv = tv_talk * 10 ** ((rms_dbfs(sentence) - TV_DB - rms_dbfs(to_pcm(tv_talk))) / 20)
+    fan = noise(rms_dbfs(sentence) - FAN_DB, 7.0, lowpass=True, seed=3)
+    pcm = mix(7.0, (0.0, tv), (0.0, fan), (0.8, samples(sentence)))
+    endpointer = Endpointer(SETTINGS)
+    closed: list[tuple[float, Utterance]] = []
+    for offset in range(0, len(pcm), 960):
+        closed += [(endpointer.audio_s, u) for u in endpointer.feed(pcm[offset : offset + 960])]
+    requests = [(at, u) for at, u in closed if u.start_s < speaker_end]
+    assert len(requests) == 1, [(at, u) for at, u in closed]
+    closed_at, request = requests[0]
+    assert request.end_s == pytest.approx(speaker_end, abs=0.2)
+    assert closed_at <= speaker_end + SETTINGS.end_silence_ms / 1000 + 0.2
+    assert request.start_s + request.audio_s - SETTINGS.pre_roll_ms / 1000 <= speaker_end + 0.5
+
+
+def test_a_quiet_continuation_of_the_speakers_sentence_is_kept(
+    sentence: bytes, second_sentence: bytes, tv_talk: Signal
+) -> None:
+    """The speaker goes on 6 dB quieter after a short pause (trailing off), with a TV 16 dB
+    below the loud part: one utterance, up to the end of the quiet part."""
+    level = rms_dbfs(sentence)
+    tv = tv_talk * 10 ** ((level - 16 - rms_dbfs(to_pcm(tv_talk))) / 20)
+    quiet_at = 0.5 + audible_span_s(sentence)[1] + 0.3 - audible_span_s(second_sentence)[0]
+    quiet_end = quiet_at + audible_span_s(second_sentence)[1]
+    pcm = mix(
+        quiet_at + len(second_sentence) / 32_000 + 1.5,
+        (0.0, tv),
+        (0.5, samples(sentence)),
+        (quiet_at, scaled(second_sentence, -6.0)),
+    )
+    utterances = [u for u in split_utterances(pcm, SETTINGS) if u.start_s < quiet_end]
+    assert len(utterances) == 1
+    assert utterances[0].end_s == pytest.approx(quiet_end, abs=0.2)
+
+
+def test_frames_well_below_the_speakers_level_are_background() -> None:
+    level = SpeakerLevel(30, relative_db=15.0, decay_db_s=0.0, smooth_ms=30)
+    assert level.step(-20.0, True)
+    assert level.reference_db == pytest.approx(-20.0)
+    assert level.step(-34.0, True)  # within 15 dB: the speaker's own quieter syllable
+    assert not level.step(-36.0, True)  # 16 dB down: background talk
+    assert not level.step(-10.0, False)  # the VAD's verdict still counts
+    assert level.step(-12.0, True)
+    assert level.reference_db == pytest.approx(-12.0)  # the reference follows the speaker up
+    assert not level.step(-28.0, True)
+
+
+def test_the_speakers_level_is_forgotten_at_decay_db_s() -> None:
+    level = SpeakerLevel(30, relative_db=10.0, decay_db_s=2.0, smooth_ms=30)
+    level.step(-20.0, True)
+    for _ in range(100):  # 3 s of silence
+        level.step(-90.0, False)
+    assert level.reference_db == pytest.approx(-26.0)
+    assert level.step(-35.0, True)  # 9 dB below what is left of the reference
+
+
+def test_relative_db_zero_turns_the_speaker_gate_off() -> None:
+    level = SpeakerLevel(30, relative_db=0.0, decay_db_s=0.0, smooth_ms=30)
+    level.step(-10.0, True)
+    assert level.step(-50.0, True)
+
+
+def test_background_after_the_speaker_is_trimmed_from_the_utterance() -> None:
+    """Scripted: speech at a high level, then "background" frames 20 dB lower that the VAD calls
+    speech: the utterance ends with the loud speech and keeps only trailing_keep_ms after it."""
+    loud, quiet = b"\x00\x20" * 480, b"\x33\x03" * 480  # 8192 and 819: 20 dB apart
+    pcm = b"".join([bytes(960)] * 10 + [loud] * 30 + [quiet] * 40 + [bytes(960)] * 20)
+    [utterance] = scripted().feed(pcm)
+    assert (utterance.start_s, utterance.end_s) == (0.3, 1.2)
+    keep = SETTINGS.trailing_keep_ms // 30
+    assert utterance.pcm == bytes(960) * 10 + loud * 30 + quiet * keep
+
+
+def test_energy_gate_floor_follows_fluctuating_noise() -> None:
+    """Noise that swings by 10 dB every other frame: its quiet frames set the floor of a plain
+    minimum, so its loud frames pass; smoothed, the floor sits at the noise's mean level."""
+    swinging = [tone(-30.0 if i % 2 else -40.0, 30) for i in range(200)]
+    plain = EnergyGate(30, window_s=1.0)
+    smoothed = EnergyGate(30, window_s=1.0, smooth_ms=300, quantile=0.2)
+    assert sum(plain(block) for block in swinging[100:]) == 50
+    assert [smoothed(block) for block in swinging[:100]]  # settling
+    assert not any(smoothed(block) for block in swinging[100:])
+    assert smoothed.noise_floor_db == pytest.approx(-32.6, abs=0.5)
+    assert smoothed(tone(-20.0, 30))

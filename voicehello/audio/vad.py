@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from voicehello.audio.denoise import make_denoiser
 from voicehello.config import AudioSettings
 from voicehello.errors import SilentAudioError
 from voicehello.speech.recognizer import SAMPLE_RATE, SAMPLE_WIDTH
@@ -86,6 +87,8 @@ class SpeechSegmenter:
         self._gap_ms = 0
         self._silence_ms = 0
         self._resume_ms = 0
+        self._early_ms: int | None = None
+        self._early_after_ms: int | None = None
 
     @classmethod
     def from_settings(cls, settings: AudioSettings) -> SpeechSegmenter:
@@ -133,7 +136,7 @@ class SpeechSegmenter:
         else:
             self._resume_ms = 0
             self._silence_ms += chunk_ms
-        if self._silence_ms >= self.end_silence_ms:
+        if self._silence_ms >= self.end_silence_ms or self._ends_early():
             self._to_idle()
             return SegmentEvent.END
         if self.now_ms - self.speech_start_ms >= self.max_utterance_ms:
@@ -144,6 +147,22 @@ class SpeechSegmenter:
     def _to_idle(self) -> None:
         self.in_speech = False
         self._run_ms = self._gap_ms = self._silence_ms = self._resume_ms = 0
+        self._early_ms = self._early_after_ms = None
+
+    def end_after(self, silence_ms: int | None) -> None:
+        """Let the current pause end the utterance after ``silence_ms`` of silence instead of
+        ``end_silence_ms`` (what was said is already complete); ``None``: the usual wait.
+        Speech that resumes before then cancels it."""
+        active = silence_ms is not None and self.in_speech
+        self._early_ms = silence_ms if active else None
+        self._early_after_ms = self.speech_end_ms if active else None
+
+    def _ends_early(self) -> bool:
+        return (
+            self._early_ms is not None
+            and self._early_after_ms == self.speech_end_ms
+            and self._silence_ms >= self._early_ms
+        )
 
     def reset(self) -> None:
         """Forget any utterance in progress (audio time keeps running)."""
@@ -162,26 +181,111 @@ def rms_dbfs(block: bytes) -> float:
 class EnergyGate:
     """Passes frames clearly louder than both an absolute floor and the recent noise floor.
 
-    The noise floor is the quietest frame among the non-silent frames (above ``floor_dbfs``)
-    of the last ``window_s`` seconds, the current frame included; so steady noise of any
-    level never passes, while speech (syllables well above the pauses between them) does.
+    Frame levels are averaged over ``smooth_ms`` first. With ``quantile`` 0 the noise floor is
+    the lowest of those among the non-silent frames (above ``floor_dbfs``) of the last
+    ``window_s`` seconds, the current frame included. With ``quantile`` above 0 it is that
+    quantile of the levels of the last frames that were *not* speech (quiet, or not voiced;
+    near-silence counts as ``floor_dbfs``), and never below the lowest level of the window:
+    so it sits near the mean of fluctuating noise (background talk, clatter) instead of its
+    quietest moment, does not climb into the speech of a long utterance, and still rises
+    within ``window_s`` when the room gets louder. A frame passes when it is ``margin_db``
+    above the floor: steady noise of any level never passes, speech does.
     """
 
+    QUANTILE_ABOVE_LOWEST_DB = 6.0
+    """The quantile floor stays within this of the window's lowest level (speech with no
+    pause before it has only its own quiet sounds as "noise")."""
+
     def __init__(
-        self, block_ms: int, *, floor_dbfs: float = -60.0, margin_db: float = 6.0, window_s: float = 5.0
+        self,
+        block_ms: int,
+        *,
+        floor_dbfs: float = -60.0,
+        margin_db: float = 6.0,
+        window_s: float = 5.0,
+        smooth_ms: int = 0,
+        quantile: float = 0.0,
     ) -> None:
         self.floor_dbfs = floor_dbfs
         self.margin_db = margin_db
-        self._levels: deque[float] = deque(maxlen=max(1, round(window_s * 1000 / block_ms)))
+        self.quantile = quantile
+        frames = max(1, round(window_s * 1000 / block_ms))
+        self._levels: deque[float] = deque(maxlen=frames)
+        self._quiet: deque[float] = deque(maxlen=frames)
+        self._powers: deque[float] = deque(maxlen=max(1, smooth_ms // block_ms))
+        self.noise_floor_db = -math.inf
+        """The latest noise floor estimate (dBFS)."""
 
     def __call__(self, block: bytes) -> bool:
         """True when ``block`` is loud enough to possibly be speech."""
-        level = rms_dbfs(block)
-        self._levels.append(level)
-        if level < self.floor_dbfs:
-            return False
-        noise_floor = min(v for v in self._levels if v >= self.floor_dbfs)
-        return level >= noise_floor + self.margin_db
+        return self.passes(rms_dbfs(block))
+
+    def passes(self, level: float, voiced: bool = True) -> bool:
+        """Like calling the gate, for a frame whose level (dBFS) is already known; ``voiced``
+        is the VAD's verdict (a frame that is not voiced counts as noise)."""
+        self._powers.append(10 ** (level / 10) if math.isfinite(level) else 0.0)
+        mean = sum(self._powers) / len(self._powers)
+        smoothed = 10 * math.log10(mean) if mean > 0 else -math.inf
+        self._levels.append(smoothed)
+        if self.quantile <= 0.0:
+            loud = level >= self.floor_dbfs and level >= self._lowest() + self.margin_db
+        else:
+            lowest = max(min(self._levels), self.floor_dbfs)
+            quiet = float(np.quantile(self._quiet, self.quantile)) if self._quiet else lowest
+            self.noise_floor_db = min(max(lowest, quiet), lowest + self.QUANTILE_ABOVE_LOWEST_DB)
+            loud = level >= self.floor_dbfs and level >= self.noise_floor_db + self.margin_db
+            if not (loud and voiced):
+                self._quiet.append(max(smoothed, self.floor_dbfs))
+        return loud
+
+    def _lowest(self) -> float:
+        audible = [v for v in self._levels if v >= self.floor_dbfs]
+        self.noise_floor_db = min(audible) if audible else -math.inf
+        return self.noise_floor_db
+
+
+class SpeakerLevel:
+    """The level of the person talking to the device, and what is background by comparison.
+
+    The person talking to the device is nearer and louder than a TV or a radio across the
+    room. The reference is the loudest ``smooth_ms`` mean level of the frames accepted as the
+    speaker's; it falls by ``decay_db_s`` per second of audio. A frame more than
+    ``relative_db`` below the reference is background, whatever the VAD says: it neither
+    holds an utterance open nor starts one while the reference is high. ``relative_db <= 0``
+    turns this off (every frame the VAD passes is the speaker's).
+    """
+
+    def __init__(self, block_ms: int, *, relative_db: float, decay_db_s: float, smooth_ms: int = 90) -> None:
+        self.block_ms = block_ms
+        self.relative_db = relative_db
+        self.decay_db_s = decay_db_s
+        self._powers: deque[float] = deque(maxlen=max(1, smooth_ms // block_ms))
+        self.reference_db: float | None = None
+        """The speaker's level (dBFS), ``None`` before any speech."""
+
+    @property
+    def threshold_db(self) -> float:
+        """Frames below this level (dBFS) are background (``-inf`` when there is no reference)."""
+        if self.reference_db is None or self.relative_db <= 0:
+            return -math.inf
+        return self.reference_db - self.relative_db
+
+    def step(self, level: float, is_speech: bool) -> bool:
+        """Advance by one frame of ``level`` dBFS; True when it is the speaker's speech."""
+        self._powers.append(10 ** (level / 10) if math.isfinite(level) else 0.0)
+        if self.reference_db is not None:
+            self.reference_db -= self.decay_db_s * self.block_ms / 1000
+        mean = sum(self._powers) / len(self._powers)
+        smoothed = 10 * math.log10(mean) if mean > 0 else -math.inf
+        speaker = is_speech and level >= self.threshold_db
+        if speaker and (self.reference_db is None or smoothed > self.reference_db):
+            self.reference_db = smoothed
+        return speaker
+
+    def reset(self) -> None:
+        """Forget the speaker's level."""
+        self._powers.clear()
+        self.reference_db = None
 
 
 def webrtc_classifier(settings: AudioSettings) -> Classifier:
@@ -189,11 +293,16 @@ def webrtc_classifier(settings: AudioSettings) -> Classifier:
     import webrtcvad
 
     vad = webrtcvad.Vad(settings.vad_aggressiveness)
-    gate = EnergyGate(settings.block_ms)
+    gate = EnergyGate(
+        settings.block_ms,
+        margin_db=settings.noise_margin_db,
+        smooth_ms=settings.noise_smooth_ms,
+        quantile=settings.noise_quantile,
+    )
 
     def classify(block: bytes) -> bool:
-        loud = gate(block)  # always update the noise floor
-        return loud and bool(vad.is_speech(block, SAMPLE_RATE))
+        voiced = bool(vad.is_speech(block, SAMPLE_RATE))
+        return gate.passes(rms_dbfs(block), voiced) and voiced  # always update the noise floor
 
     return classify
 
@@ -224,13 +333,28 @@ class Utterance:
         return len(self.pcm) / (SAMPLE_RATE * SAMPLE_WIDTH)
 
 
+@dataclass(frozen=True)
+class _Block:
+    """One block of an utterance in progress, with what the endpointer made of it."""
+
+    begin_ms: int
+    pcm: bytes = field(repr=False)
+    """The block as the recognizer gets it (denoised when ``audio.denoise`` is on)."""
+    level_db: float
+    speaker: bool
+
+
 class Endpointer:
     """Finds utterances in a stream of 16 kHz mono int16 PCM, on audio time.
 
     Feed PCM of any length with :meth:`feed`; it is re-blocked to ``block_ms`` internally.
-    Each block is classified (WebRTC VAD plus :class:`EnergyGate`, or ``classifier``) and
-    drives a :class:`SpeechSegmenter`. Completed utterances are returned by :meth:`feed`;
-    :meth:`flush` returns one still in progress when the stream ends.
+    Each block is classified (WebRTC VAD plus :class:`EnergyGate`, or ``classifier``), weighed
+    against the speaker's level (:class:`SpeakerLevel`: background talk well below the person
+    talking to the device is not speech) and drives a :class:`SpeechSegmenter`. Completed
+    utterances are returned by :meth:`feed`; :meth:`flush` returns one still in progress when
+    the stream ends. An utterance's audio runs from ``pre_roll_ms`` before the speaker's first
+    frame to ``trailing_keep_ms`` after their last, so background talk before and after is
+    not decoded into it.
     """
 
     def __init__(self, settings: AudioSettings, *, classifier: Classifier | None = None) -> None:
@@ -240,11 +364,17 @@ class Endpointer:
         self._block_ms = settings.block_ms
         self._block_bytes = settings.block_ms * BYTES_PER_MS
         self._classify = classifier or webrtc_classifier(settings)
+        self._denoise = make_denoiser(settings)
         self._segmenter = SpeechSegmenter.from_settings(settings)
+        self._speaker = SpeakerLevel(
+            settings.block_ms,
+            relative_db=settings.speaker_relative_db,
+            decay_db_s=settings.speaker_decay_db_s,
+        )
         self._pending = bytearray()
         ring_ms = settings.pre_roll_ms + settings.start_speech_ms + self._segmenter.start_gap_ms
-        self._ring: deque[tuple[int, bytes]] = deque(maxlen=ring_ms // self._block_ms + 2)
-        self._utterance: list[bytes] = []
+        self._ring: deque[_Block] = deque(maxlen=ring_ms // self._block_ms + 2)
+        self._utterance: list[_Block] = []
 
     @property
     def audio_s(self) -> float:
@@ -285,48 +415,98 @@ class Endpointer:
             utterance = self._process_block(bytes(self._pending) + pad)
             self._pending.clear()
         if utterance is None and self._segmenter.in_speech:
-            end_ms = self._end_ms()
-            utterance = self._finish(end_ms, cut=False)
+            utterance = self._finish(cut=False)
         self.reset()
         return utterance
 
     def reset(self) -> None:
         """Drop buffered audio and any utterance in progress."""
         self._segmenter.reset()
+        self._speaker.reset()
         self._pending.clear()
         self._ring.clear()
         self._utterance = []
 
-    def _process_block(self, block: bytes) -> Utterance | None:
+    def _process_block(self, pcm: bytes) -> Utterance | None:
         begin_ms = self._segmenter.now_ms
-        event = self._segmenter.step(self._classify(block), self._block_ms)
+        level = rms_dbfs(pcm)
+        speaker = self._speaker.step(level, self._classify(pcm))
+        heard = pcm if self._denoise is None else self._denoise(pcm)
+        block = _Block(begin_ms, heard, level, speaker)
+        event = self._segmenter.step(speaker, self._block_ms)
         if event is None:
             if self._segmenter.in_speech:
                 self._utterance.append(block)
             else:
-                self._ring.append((begin_ms, block))
+                self._ring.append(block)
             return None
         if event is SegmentEvent.START:
-            first_ms = self._segmenter.speech_start_ms - self.settings.pre_roll_ms
-            self._utterance = [b for t, b in self._ring if t >= first_ms]
+            self._utterance = list(self._ring)
             self._utterance.append(block)
             self._ring.clear()
             return None
         self._utterance.append(block)
-        end_ms = self._end_ms()
-        return self._finish(end_ms, cut=event is SegmentEvent.CUT)
+        return self._finish(cut=event is SegmentEvent.CUT)
 
-    def _end_ms(self) -> int:
+    def open_audio(self, from_ms: int) -> OpenAudio | None:
+        """The utterance in progress from ``from_ms`` on (see :func:`open_audio`)."""
+        if not self._segmenter.in_speech:
+            return None
+        start = self._segmenter.speech_start_ms
+        first_ms = max(from_ms, start - self.settings.pre_roll_ms)
         end = self._segmenter.speech_end_ms
-        return self._segmenter.now_ms if end is None else end
+        keep_until = self._segmenter.now_ms if end is None else end + self.settings.trailing_keep_ms
+        blocks = [b for b in self._utterance if first_ms <= b.begin_ms < keep_until]
+        if not blocks:
+            return OpenAudio(start, first_ms, first_ms, b"")
+        last_ms = blocks[-1].begin_ms + self._block_ms
+        return OpenAudio(start, blocks[0].begin_ms, last_ms, b"".join(b.pcm for b in blocks))
 
-    def _finish(self, end_ms: int, *, cut: bool) -> Utterance:
-        pcm = b"".join(self._utterance)
+    def end_after(self, silence_ms: int | None) -> None:
+        """Let the utterance in progress end after ``silence_ms`` of silence, instead of
+        ``end_silence_ms``, unless speech resumes (the request it holds is complete)."""
+        self._segmenter.end_after(silence_ms)
+
+    def _first_speaker_ms(self) -> int:
+        """Where the speaker's speech starts: the utterance's first speaker frame still within
+        ``speaker_relative_db`` of the speaker's final level (earlier, quieter talk is background)."""
+        start = self._segmenter.speech_start_ms
+        threshold = self._speaker.threshold_db
+        for block in self._utterance:
+            if block.begin_ms >= start and block.speaker and block.level_db >= threshold:
+                return block.begin_ms
+        return start
+
+    def _finish(self, *, cut: bool) -> Utterance:
+        end = self._segmenter.speech_end_ms
+        end_ms = self._segmenter.now_ms if end is None else end
+        start_ms = self._first_speaker_ms()
+        first_ms = start_ms - self.settings.pre_roll_ms
+        last_ms = end_ms + self.settings.trailing_keep_ms
+        pcm = b"".join(b.pcm for b in self._utterance if first_ms <= b.begin_ms < last_ms)
         self._utterance = []
         self._ring.clear()
-        return Utterance(
-            pcm=pcm, start_s=self._segmenter.speech_start_ms / 1000, end_s=end_ms / 1000, cut=cut
-        )
+        return Utterance(pcm=pcm, start_s=start_ms / 1000, end_s=end_ms / 1000, cut=cut)
+
+
+@dataclass(frozen=True)
+class OpenAudio:
+    """Audio of the utterance in progress, handed to a recognizer while the person speaks."""
+
+    speech_start_ms: int
+    """Where its speech started (audio time)."""
+    start_ms: int
+    """Audio time of the first sample of :attr:`pcm`."""
+    end_ms: int
+    """Audio time just after the last sample of :attr:`pcm`."""
+    pcm: bytes = field(repr=False)
+
+
+def open_audio(endpointer: Endpointer, from_ms: int) -> OpenAudio | None:
+    """The audio of ``endpointer``'s utterance in progress from ``from_ms`` on, as far as it would
+    be in the utterance if it ended now (``pre_roll_ms`` before its speech to ``trailing_keep_ms``
+    after its last speech frame); None when no utterance is in progress."""
+    return endpointer.open_audio(from_ms)
 
 
 def split_utterances(pcm: bytes, settings: AudioSettings) -> list[Utterance]:
