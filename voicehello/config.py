@@ -91,6 +91,11 @@ class SpeechSettings:
     """This device's speaker adaptation for PocketSphinx, made by ``voicehello enroll`` (an MLLR
     transform or adapted means, owner-only), loaded by the recognizer when the file exists;
     ``None``: never adapt."""
+    streaming: bool = True
+    """PocketSphinx: decode while the person speaks (else the whole utterance once it ended)."""
+    early_end_ms: int = 150
+    """End an utterance after this much silence, instead of ``audio.end_silence_ms``, when what
+    was heard so far is already a complete request (streaming only; 0 = always wait)."""
 
 
 @dataclass(frozen=True)

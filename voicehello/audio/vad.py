@@ -449,7 +449,9 @@ class Endpointer:
         return self._finish(cut=event is SegmentEvent.CUT)
 
     def open_audio(self, from_ms: int) -> OpenAudio | None:
-        """The utterance in progress from ``from_ms`` on (see :func:`open_audio`)."""
+        """The audio of the utterance in progress from ``from_ms`` on, as far as it would be in
+        the utterance if it ended now (``pre_roll_ms`` before its speech to ``trailing_keep_ms``
+        after its last speech frame), for decoding while the person speaks; None when idle."""
         if not self._segmenter.in_speech:
             return None
         start = self._segmenter.speech_start_ms
@@ -500,13 +502,6 @@ class OpenAudio:
     end_ms: int
     """Audio time just after the last sample of :attr:`pcm`."""
     pcm: bytes = field(repr=False)
-
-
-def open_audio(endpointer: Endpointer, from_ms: int) -> OpenAudio | None:
-    """The audio of ``endpointer``'s utterance in progress from ``from_ms`` on, as far as it would
-    be in the utterance if it ended now (``pre_roll_ms`` before its speech to ``trailing_keep_ms``
-    after its last speech frame); None when no utterance is in progress."""
-    return endpointer.open_audio(from_ms)
 
 
 def split_utterances(pcm: bytes, settings: AudioSettings) -> list[Utterance]:

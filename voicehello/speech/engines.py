@@ -48,8 +48,17 @@ def create_recognizer(settings: SpeechSettings, catalog: Catalog) -> Recognizer:
 
     words = catalog.words()
     if settings.pocketsphinx_search == "grammar":
-        return PocketSphinxRecognizer(words, graph=compile_catalog(catalog), adaptation=settings.adaptation)
+        return PocketSphinxRecognizer(
+            words,
+            graph=compile_catalog(catalog),
+            adaptation=settings.adaptation,
+            streaming=settings.streaming,
+        )
     language = catalog_model(catalog, dictionary=dictionary_path())
     return PocketSphinxRecognizer(
-        words, arpa=language.arpa, classes=language.classes, adaptation=settings.adaptation
+        words,
+        arpa=language.arpa,
+        classes=language.classes,
+        adaptation=settings.adaptation,
+        streaming=settings.streaming,
     )
