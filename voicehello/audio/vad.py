@@ -250,8 +250,8 @@ class SpeakerLevel:
     The person talking to the device is nearer and louder than a TV or a radio across the
     room. The reference is the loudest ``smooth_ms`` mean level of the frames accepted as the
     speaker's; it falls by ``decay_db_s`` per second of audio. A frame more than
-    ``relative_db`` below the reference is background, whatever the VAD says: it neither
-    holds an utterance open nor starts one while the reference is high. ``relative_db <= 0``
+    ``relative_db`` below the reference is background, whatever the VAD says: it does not
+    hold an utterance open. The :class:`Endpointer` forgets the reference when an utterance ends. ``relative_db <= 0``
     turns this off (every frame the VAD passes is the speaker's).
     """
 
@@ -446,7 +446,10 @@ class Endpointer:
             self._ring.clear()
             return None
         self._utterance.append(block)
-        return self._finish(cut=event is SegmentEvent.CUT)
+        utterance = self._finish(cut=event is SegmentEvent.CUT)
+        if event is SegmentEvent.END:  # the next utterance may be someone else, or quieter
+            self._speaker.reset()
+        return utterance
 
     def open_audio(self, from_ms: int) -> OpenAudio | None:
         """The audio of the utterance in progress from ``from_ms`` on, as far as it would be in
