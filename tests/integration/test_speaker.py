@@ -1,8 +1,11 @@
 """The announcer with real parts: pyttsx3 + espeak-ng in a child process, PortAudio -> ALSA ->
 PulseAudio into the ``vh_speaker`` null sink, recorded from its monitor and decoded by PocketSphinx.
 
-Also: a genuinely hung engine (SIGSTOP) is killed and replaced, ``submit`` never blocks, print
-mode prints, a missing output device falls back to printing, and nothing is written to disk.
+Also: a genuinely hung engine (SIGSTOP) is killed and replaced, ``submit`` never blocks (it
+returns while the announcer's thread is held), print mode prints, a missing output device falls
+back to printing, and nothing is written to disk.
+
+No speed is asserted here: how long publish -> TTS start takes is measured by ``bench/bus.py``.
 """
 
 from __future__ import annotations
@@ -187,14 +190,12 @@ def test_an_announcement_is_spoken_into_the_speaker(
     wait_until(lambda: voice.child_pid is not None, 10, "the TTS child")
     message = borrow("wheelbarrow")
     with Recording(pulse) as recording:
-        submitted = time.time()
         voice.submit(message, sentence("wheelbarrow"))
         started = events.wait_for("started", message.id)
         finished = events.wait_for("finished", message.id)
         recording.tail()
     assert events.kinds(message.id) == ["handed", "started", "finished"]
     assert started.text == sentence("wheelbarrow")
-    assert started.t - submitted < 3.0, "publish -> TTS start took too long"
     assert 1.0 < finished.t - started.t < 8.0
     assert voice.wait_idle(5)
     audio = samples(recording.path)  # type: ignore[arg-type]
@@ -223,7 +224,7 @@ def test_the_chime_comes_first(
     assert abs(peak_hz - 659.25) < 15, peak_hz
 
 
-def test_a_hung_engine_is_restarted_and_submit_never_blocks(
+def test_a_hung_engine_is_restarted(
     pulse: PulseServer, announcer: Callable[..., tuple[Announcer, Events]]
 ) -> None:
     voice, events = announcer(tts_timeout_s=2.0, mute=("flood",))
@@ -235,14 +236,8 @@ def test_a_hung_engine_is_restarted_and_submit_never_blocks(
     os.kill(hung_pid, signal.SIGSTOP)  # a genuinely hung engine: no progress, no answer
     voice.submit(second, sentence("drill"))
     flood = [borrow("hammer", Sender("flood", "Flood")) for _ in range(500)]
-    began = time.perf_counter()
-    slowest = 0.0
-    for message in flood:
-        one = time.perf_counter()
+    for message in flood:  # taken while the engine is hung (never waiting for it: see below)
         voice.submit(message, "flood")
-        slowest = max(slowest, time.perf_counter() - one)
-    assert time.perf_counter() - began < 0.5
-    assert slowest < 0.05
     restarted = events.wait_for("restarted", timeout_s=2.0 + 10)
     assert restarted.message_id == first.id
     dropped = events.wait_for("dropped", first.id)
@@ -284,6 +279,46 @@ def test_rate_volume_and_voice_settings_are_honoured(
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert any("no-such-voice" in warning for warning in warnings), warnings
     assert not any("en-gb" in warning for warning in warnings), warnings
+
+
+def test_submit_never_blocks_while_the_announcer_is_stuck() -> None:
+    """The announcer's thread is held inside its event handler (its own lock taken, as when it
+    hands a message to the engine); 500 submits from another thread all return all the same,
+    and every one is handled once the thread moves on. No speed is measured: a submit that
+    waited for the announcer would not return until the test let the announcer go."""
+    entered, release = threading.Event(), threading.Event()
+    muted = Sender("flood", "Flood")
+    handled = Events()
+
+    def stuck(event: AnnounceEvent) -> None:
+        entered.set()
+        release.wait(STEP_TIMEOUT_S)
+        handled(event)
+
+    voice = Announcer(replace(SETTINGS, output="print", mute=(muted.device,)), on_event=stuck)
+    first, flood = borrow("ladder", muted), [borrow("hammer", muted) for _ in range(500)]
+
+    def submit_flood() -> None:
+        for message in flood:
+            voice.submit(message, "flood")
+
+    submitter = threading.Thread(target=submit_flood, daemon=True)
+    voice.start()
+    try:
+        voice.submit(first, "first")
+        assert entered.wait(STEP_TIMEOUT_S), "the announcer never handled the first message"
+        submitter.start()
+        submitter.join(STEP_TIMEOUT_S)
+        assert not submitter.is_alive(), "submit blocked while the announcer was stuck"
+        assert not release.is_set()
+        release.set()
+        handled.wait_for("dropped", flood[-1].id)
+        assert voice.wait_idle(STEP_TIMEOUT_S)
+    finally:
+        release.set()
+        voice.stop()
+    dropped = [e.message_id for e in handled.items if e.kind == "dropped" and e.reason.endswith("is muted")]
+    assert dropped == [first.id] + [m.id for m in flood]
 
 
 def test_a_waiting_announcement_can_be_cancelled(announcer: Callable[..., tuple[Announcer, Events]]) -> None:
