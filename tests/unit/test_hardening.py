@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import os
 import pwd
 import shutil
 import stat
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -213,16 +211,3 @@ def test_config_snippet_loads_as_voicehello_settings(files: hardening.BrokerFile
     assert (bus.host, bus.port, bus.tls) == ("kitchen.local", 8884, True)
     assert bus.ca_file == files.ca_cert
     assert (bus.username, bus.password) == ("maya", creds.password)
-
-
-def test_password_hash_is_the_one_mosquitto_passwd_writes(tmp_path: Path) -> None:
-    """Same salt, same password: the same line as Mosquitto's own tool (which is only used here)."""
-    tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
-    passwd = tmp_path / "passwd"
-    passwd.write_text("", encoding="utf-8")
-    subprocess.run([tool, "-b", str(passwd), "maya", "correct horse"], check=True, capture_output=True)
-    theirs = passwd.read_text(encoding="utf-8").strip().split(":", 1)[1]
-    _, seven, iterations, salt, _digest = theirs.split("$")
-    assert (seven, iterations) == ("7", str(hardening.PBKDF2_ITERATIONS))
-    assert hardening.password_hash("correct horse", base64.b64decode(salt)) == theirs
-    assert hardening.password_hash("correct horse") != theirs, "a fresh salt each time"
