@@ -30,6 +30,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from clock import ShiftedClock
 from nacl.secret import SecretBox
 from nacl.signing import VerifyKey
 from paho.mqtt.enums import CallbackAPIVersion
@@ -41,7 +42,7 @@ from pods import Circle
 from voicehello.bus import topics
 from voicehello.bus.broker import EmbeddedBroker
 from voicehello.bus.messages import Message, Sender, new_message
-from voicehello.bus.mqtt import BusClient
+from voicehello.bus.mqtt import KEY_WAIT_S, BusClient
 from voicehello.bus.seen import SeenIds
 from voicehello.config import BusSettings, DeviceSettings
 from voicehello.errors import BusError, MessageError
@@ -502,7 +503,9 @@ def test_neighbor_offline_gets_what_it_missed_while_valid(
     short = maya.say(ttl_s=2.0)  # expires while sam is away
     long = maya.say(ttl_s=600.0)  # same topic, published after: ordered behind the short one
     assert maya.client.flush(WAIT_S)
-    time.sleep(4.0)  # offline past the short one's expiry: nothing to wait for but time
+    # the broker's own expiry is under test here (sam must not be the one to drop it): real
+    # time has to pass, on the broker's whole-second clock
+    time.sleep(4.0)
 
     back = kitchens(mosquitto, pod, "sam")  # same device id: the broker resumes its session
     assert back.inbox.wait_for(lambda items: len(items) >= 1), "sam never got what it missed"
@@ -675,13 +678,12 @@ def test_bad_messages_are_dropped_with_one_log_line_each(
     kitchens: Kitchens,
     raw: RawClients,
     caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A message from a member whose key never comes is held for KEY_WAIT_S, then dropped. The
-    # real 30 s would be most of this test's time; 1 s exercises the same hold-then-drop path.
-    monkeypatch.setattr("voicehello.bus.mqtt.KEY_WAIT_S", 1.0)
+    # A message from a member whose key never comes is held for KEY_WAIT_S, then dropped: the
+    # test moves sam's clock on past it instead of waiting.
     caplog.set_level(logging.INFO, logger=LOGGER)
-    sam = kitchens(mosquitto, pod, "sam")
+    clock = ShiftedClock()
+    sam = kitchens(mosquitto, pod, "sam", clock=clock)
     attacker = raw(mosquitto)
     maya, maya_sender = member(pod, "maya")
     mallory, mallory_sender = member(pod, "mallory")
@@ -770,6 +772,11 @@ def test_bad_messages_are_dropped_with_one_log_line_each(
     attacker.publish(topic, good_payload)  # a replay: delivered once, noted at INFO
 
     assert sam.inbox.wait_for(lambda items: len(items) >= 1)
+    wait_until(
+        lambda: any("holding a message from stranger" in line for line in infos(caplog)),
+        "the message from an unknown sender was not held for its key",
+    )
+    clock.advance(KEY_WAIT_S + 1)
     wait_until(
         lambda: any("unknown sender stranger" in line for line in drops(caplog)),
         "the message from an unknown sender was not dropped after KEY_WAIT_S",
