@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from announced import Announced
+from clock import ShiftedClock
 from pods import Circle
 
 from voicehello.app import Device
@@ -44,6 +45,7 @@ def make_device(
     name: str,
     heard: Announced,
     announce: AnnounceSettings | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Device:
     """A device on ``broker`` in ``circle``'s pod, printing its announcements into ``heard``."""
     host, port = broker.address
@@ -53,15 +55,23 @@ def make_device(
         announce=announce or AnnounceSettings(output="print", rate_limit=10_000),
         privacy=PrivacySettings(keys_dir=circle.keys_dir(device_id)),
     )
-    return Device(settings, on_announce=heard.on_event, show=heard.show)
+    return Device(settings, on_announce=heard.on_event, show=heard.show, clock=clock)
 
 
 @pytest.fixture
-def street(fresh_broker: EmbeddedBroker, circle: Circle) -> Iterator[dict[str, tuple[Device, Announced]]]:
+def clock() -> ShiftedClock:
+    """The street's clock (its buses' and pods'), moved on by the test."""
+    return ShiftedClock()
+
+
+@pytest.fixture
+def street(
+    fresh_broker: EmbeddedBroker, circle: Circle, clock: ShiftedClock
+) -> Iterator[dict[str, tuple[Device, Announced]]]:
     devices: dict[str, tuple[Device, Announced]] = {}
     for device_id, name in (("maya-12", "Maya at number 12"), ("sam-4", "Sam"), ("lee-9", "Lee")):
         heard = Announced()
-        devices[device_id] = (make_device(fresh_broker, circle, device_id, name, heard), heard)
+        devices[device_id] = (make_device(fresh_broker, circle, device_id, name, heard, clock=clock), heard)
     for device, _ in devices.values():
         device.start()
     for device, _ in devices.values():
@@ -82,14 +92,14 @@ def burst(device: Device, count: int, ttl_s: float | None = None) -> list[Messag
 
 
 def test_restart_in_a_burst_announces_each_unexpired_request_once(
-    fresh_broker: EmbeddedBroker, street: dict[str, tuple[Device, Announced]]
+    fresh_broker: EmbeddedBroker, street: dict[str, tuple[Device, Announced]], clock: ShiftedClock
 ) -> None:
     maya, maya_heard = street["maya-12"]
     sent = burst(maya, PER_PHASE)
     fresh_broker.stop()  # in the middle of the burst: some are in flight, the rest wait in the outbox
     sent += burst(maya, PER_PHASE)
     short_lived = burst(maya, 5, ttl_s=1.0)
-    time.sleep(1.5)  # the short-lived ones expire while the broker is down
+    clock.advance(1.5)  # the short-lived ones expire in maya's outbox while the broker is down
     fresh_broker.restart()
     sent += burst(maya, PER_PHASE)
     assert maya.bus.flush(WAIT_S), "maya's outbox did not empty after the restart"
@@ -99,14 +109,21 @@ def test_restart_in_a_burst_announces_each_unexpired_request_once(
         assert heard.wait_count(len(expected), WAIT_S), (
             f"{device_id} announced {len(heard.ids())} of {len(expected)}"
         )
-    time.sleep(1.0)  # anything late (a duplicate, an expired message) would show up now
+    # a sentinel after everything: anything late (a duplicate, an expired message) would be
+    # announced before it (one sender, one broker session, one announcer queue: in order)
+    sentinel = new_message(maya.sender, "say_hello", {}, "say hello")
+    maya.bus.publish(sentinel)
     for device_id in ("sam-4", "lee-9"):
         _, heard = street[device_id]
+        assert heard.wait_printed(sentinel.id, WAIT_S), f"{device_id} never announced the sentinel"
         counts = Counter(heard.ids())
+        assert heard.ids()[-1] == sentinel.id
+        del counts[sentinel.id]
         assert set(counts) == expected, f"{device_id}: wrong set of announcements"
         assert max(counts.values()) == 1, f"{device_id} announced a message twice"
         assert not {message.id for message in short_lived} & set(counts)
-        assert all(line == "[announce] Maya at number 12 asks to borrow a ladder" for line in heard.lines())
+        assert heard.lines()[:-1] == ["[announce] Maya at number 12 asks to borrow a ladder"] * len(expected)
+        assert heard.lines()[-1] == "[announce] Maya at number 12 says hello"
     assert maya_heard.ids() == [], "maya announced her own messages"
 
 
@@ -134,8 +151,8 @@ def test_a_muted_neighbor_is_not_announced(fresh_broker: EmbeddedBroker, circle:
         assert maya.bus.flush(WAIT_S)  # taken by the broker before Lee speaks: Sam gets it first
         lee_hello = new_message(lee.sender, "say_hello", {}, "say hello")
         lee.bus.publish(lee_hello)
+        # lee's hello is the sentinel: maya's message reached sam (and its announcer) first
         assert heard.wait_count(1, WAIT_S)
-        time.sleep(0.5)
         assert heard.ids() == [lee_hello.id]
         assert heard.lines() == ["[announce] Lee says hello"]
         assert muted.id not in heard.ids()
