@@ -46,7 +46,7 @@ import zlib  # noqa: E402
 from dataclasses import asdict, dataclass, field, replace  # noqa: E402
 from typing import Any  # noqa: E402
 
-from bench import dataset, noise, report  # noqa: E402
+from bench import dataset, live, noise, report  # noqa: E402
 from bench.measure import (  # noqa: E402
     HeardRecord,
     Outcome,
@@ -168,6 +168,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="speech engine (default: pocketsphinx, the issue's reference; auto = as configured)",
     )
     parser.add_argument("--config", type=Path, help="settings file (default: config/voicehello.toml)")
+    parser.add_argument(
+        "--live",
+        type=positive,
+        metavar="N",
+        help="also run the live path: the first N test sentences with a TV talker, played in real time "
+        "into a private PulseAudio's virtual microphone and heard through the microphone (bench/live.py)",
+    )
     parser.add_argument("--no-readme", action="store_true", help="do not update README.md")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where results.json and errors.txt go")
     return parser.parse_args(argv)
@@ -338,6 +345,18 @@ def measure_accuracy(
                 for name, done in run.outcomes.items()
             )
             log(f"[{index}/{len(run.prompts)}] strict accuracy so far: {scores} ({_elapsed(run)})")
+
+
+def measure_live(understander: Understander, run: Run, args: argparse.Namespace) -> live.LiveRun:
+    """The live path (``--live N``): the first N test sentences with a TV talker, through a
+    virtual microphone in real time."""
+    prompts = run.prompts[: args.live]
+    sentences = [prompt.text for prompt in dataset.load_offtopic(args.split)[: noise.TV_SENTENCES]]
+    tv = noise.TvTalk([dataset.synthesize(text, noise.TV_VOICE, noise.TV_SPEED) for text in sentences])
+    log(f"live: {len(prompts)} requests into a virtual microphone in real time ({_elapsed(run)})")
+    result = live.measure(understander, prompts, lambda prompt: synthesize(run, prompt), tv)
+    log(f"live: done ({_elapsed(run)})")
+    return result
 
 
 def measure_offtopic(understander: Understander, run: Run) -> None:
@@ -816,13 +835,17 @@ def main(argv: list[str] | None = None) -> int:
         kitchen = noise.KitchenNoise(dataset.babble_sources())
         measure_accuracy(understander, run, kitchen, tv_talk(run, args.split))
         measure_offtopic(understander, run)
-    except (dataset.BenchError, VoicehelloError) as exc:
+        live_run = measure_live(understander, run, args) if args.live else None
+    except (dataset.BenchError, VoicehelloError, live.LiveError) as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 1
     run.peak_kb = peak_rss_kb()
     run.total_s = time.perf_counter() - run.started
     summary = summarize(run, args, argv)
     table = rows(summary)
+    if live_run is not None:
+        summary["live"] = live.summarize(live_run)
+        table += live.rows(summary["live"], TARGETS["latency_median_s"] * 1000)
     print()
     print("\n".join(line.replace("**", "").replace("`", "") for line in describe(summary)))
     print()
