@@ -27,6 +27,7 @@ from voicehello.conversation import Action, Conversation, Option, Publish
 from voicehello.errors import BusError, MessageError, VoicehelloError
 from voicehello.intents.catalog import Catalog, load_catalog
 from voicehello.intents.parser import IntentParser, ParseResult, slot_text
+from voicehello.intents.times import HOURS, MINUTES, PARTS_OF_DAY, WEEKDAYS
 from voicehello.privacy.held import HeldMessages
 from voicehello.privacy.membership import Membership
 from voicehello.speech.engines import create_recognizer
@@ -42,9 +43,12 @@ class Heard:
     transcript: Transcript
     parse: ParseResult
     decode_s: float = 0.0
-    """Wall-clock seconds spent decoding and parsing (after the audio was complete)."""
+    """Wall-clock seconds spent decoding and parsing this utterance (live audio: while it was
+    spoken too)."""
     speech_end_s: float | None = None
     """Audio time where the speech ended, for live audio."""
+    early: bool = False
+    """Live audio: ended after ``speech.early_end_ms`` of silence, being a complete request."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON line ``transcribe --json`` and ``listen --json`` print."""
@@ -97,6 +101,7 @@ class Understander:
         self.catalog = catalog or load_catalog(settings.intents.catalog)
         self.parser = IntentParser(self.catalog, threshold=settings.intents.threshold)
         self.recognizer = recognizer or create_recognizer(settings.speech, self.catalog)
+        self._value_starts = _value_starts(self.catalog)
 
     @property
     def engine(self) -> str:
@@ -123,19 +128,195 @@ class Understander:
     def listen(self, blocks: Iterable[bytes]) -> Iterator[Heard]:
         """Understand every utterance in a stream of audio blocks, as it ends.
 
-        Each utterance is decoded as soon as the endpointer closes it. Only bounded
-        in-memory buffers hold audio; nothing is written anywhere.
+        Each utterance is decoded while it is spoken and finished when the endpointer closes
+        it: after ``audio.end_silence_ms`` of silence, or ``speech.early_end_ms`` when what was
+        heard so far already parses to a complete request. Only bounded in-memory buffers
+        hold audio; nothing is written anywhere.
         """
         endpointer = vad.Endpointer(self.settings.audio)
+        size = self.settings.audio.block_ms * vad.BYTES_PER_MS
+        live: _Live | None = None
         for block in blocks:
-            for utterance in endpointer.feed(block):
-                yield self._finish_live(utterance)
+            for offset in range(0, len(block), size):  # one endpointer block at a time
+                for utterance in endpointer.feed(block[offset : offset + size]):
+                    yield self._finish_live(utterance, live)
+                    live = None
+                live = self._follow(endpointer, live)
         last = endpointer.flush()
         if last is not None:
-            yield self._finish_live(last)
+            yield self._finish_live(last, live)
 
-    def _finish_live(self, utterance: vad.Utterance) -> Heard:
-        return replace(self.hear(utterance.pcm), speech_end_s=utterance.end_s)
+    def _follow(self, endpointer: vad.Endpointer, live: _Live | None) -> _Live | None:
+        """Feed the recognizer what the utterance in progress gained, and let it end early when
+        it is a complete request."""
+        audio = endpointer.open_audio(live.fed_until_ms if live is not None else -(2**31))
+        if audio is None:
+            return live
+        started = time.perf_counter()
+        if live is None:
+            self.recognizer.start()
+            live = _Live(speech_start_ms=audio.speech_start_ms, fed_until_ms=audio.start_ms)
+        if audio.pcm:
+            self.recognizer.feed(audio.pcm)
+            live.fed_bytes += len(audio.pcm)
+            live.fed_until_ms = audio.end_ms
+        if self._may_end_early(endpointer) and self._complete(self.parser.parse(self._partial())):
+            endpointer.end_after(self.settings.speech.early_end_ms)
+            live.early = True
+        live.busy_s += time.perf_counter() - started
+        return live
+
+    def _may_end_early(self, endpointer: vad.Endpointer) -> bool:
+        """In a pause long enough to decide (one block before ``early_end_ms``) but not over."""
+        early_ms = self.settings.speech.early_end_ms
+        if early_ms <= 0 or not self.settings.speech.streaming or endpointer.speech_end_s is None:
+            return False
+        silence_ms = round((endpointer.audio_s - endpointer.speech_end_s) * 1000)
+        return early_ms - self.settings.audio.block_ms <= silence_ms < self.settings.audio.end_silence_ms
+
+    def _partial(self) -> str:
+        partial = getattr(self.recognizer, "partial", None)
+        return str(partial()) if callable(partial) else ""
+
+    def _complete(self, parse: ParseResult) -> bool:
+        """A confident intent with every slot it names, woken or an answer ("yes"), not ending on a word that leads on
+        ("can I borrow a"), on the start of a longer slot value ("some sleeping" of "sleeping
+        bag") or on a time, which can always go on ("at seven" ... "thirty")."""
+        if parse.intent is None or parse.confidence < self.parser.threshold:
+            return False
+        entry = self.catalog.intents.get(parse.intent)
+        if entry is None or any(slot not in parse.slots for slot in entry.slots):
+            return False
+        if not (parse.woke or entry.is_answer):  # unwoken talk is cut into pieces that parse
+            return False
+        words = tuple(parse.text.split())
+        if not words or words[-1] in LEADING_ON or words[-1] in TIME_WORDS:
+            return False
+        return not any(words[-size:] in self._value_starts for size in range(1, 4))
+
+    def _finish_live(self, utterance: vad.Utterance, live: _Live | None) -> Heard:
+        """Decode the rest of ``utterance`` and parse it. When the endpointer moved its start
+        well after the audio streamed (background talk before it), it is decoded afresh."""
+        started = time.perf_counter()
+        moved_ms = round(utterance.start_s * 1000) - (live.speech_start_ms if live else 0)
+        if live is None or moved_ms > self.settings.audio.pre_roll_ms or len(utterance.pcm) < live.fed_bytes:
+            log.debug("utterance decoded afresh (its start moved by %d ms)", moved_ms)
+            self.recognizer.start()
+            rest, busy_s = utterance.pcm, 0.0
+        else:
+            rest, busy_s = utterance.pcm[live.fed_bytes :], live.busy_s
+        if rest:
+            self.recognizer.feed(rest)
+        transcript = self.recognizer.finish()
+        parse = self.parser.parse(transcript.text)
+        return Heard(
+            transcript=transcript,
+            parse=parse,
+            decode_s=busy_s + time.perf_counter() - started,
+            speech_end_s=utterance.end_s,
+            early=live is not None and live.early,
+        )
+
+
+LEADING_ON = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "some",
+        "any",
+        "my",
+        "our",
+        "your",
+        "his",
+        "her",
+        "their",
+        "this",
+        "these",
+        "those",
+        "at",
+        "to",
+        "for",
+        "of",
+        "from",
+        "with",
+        "and",
+        "or",
+        "but",
+        "in",
+        "on",
+        "by",
+        "about",
+        "into",
+        "than",
+        "i",
+        "we",
+        "he",
+        "she",
+        "they",
+        "is",
+        "are",
+        "was",
+        "be",
+        "can",
+        "could",
+        "would",
+        "will",
+        "may",
+        "might",
+        "shall",
+        "should",
+        "have",
+        "has",
+        "do",
+        "does",
+    ]
+)
+"""Words a request does not end on: heard last, more is coming (no early end)."""
+
+TIME_WORDS = frozenset(
+    [
+        *HOURS,
+        *WEEKDAYS,
+        *PARTS_OF_DAY,
+        *" ".join(MINUTES).split(),
+        "noon",
+        "midnight",
+        "tonight",
+        "today",
+        "tomorrow",
+        "weekend",
+        "week",
+        "pm",
+        "am",
+        "twenty",
+        "forty",
+        "fifty",
+    ]
+)
+"""Words of a time: a request ending on one may be saying more of it (no early end)."""
+
+
+def _value_starts(catalog: Catalog) -> frozenset[tuple[str, ...]]:
+    """Every proper start of a multi-word slot value or synonym ("sleeping" of "sleeping bag")."""
+    starts: set[tuple[str, ...]] = set()
+    for values in catalog.lists.values():
+        for phrase in values.phrases:
+            words = tuple(phrase.split())
+            starts.update(words[:size] for size in range(1, len(words)))
+    return frozenset(starts)
+
+
+@dataclass
+class _Live:
+    """The utterance being decoded while it is spoken."""
+
+    speech_start_ms: int
+    fed_until_ms: int
+    fed_bytes: int = 0
+    busy_s: float = 0.0
+    """Wall time spent in the recognizer and the parser for it so far."""
+    early: bool = False
 
 
 Report = Callable[[str], None]

@@ -40,7 +40,7 @@ def _mel(hz: float) -> float:
 
 
 def _hz(mel: float) -> float:
-    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+    return float(700.0 * (10.0 ** (mel / 2595.0) - 1.0))
 
 
 def _filterbank() -> FloatArray:
