@@ -261,7 +261,7 @@ def _load_list(name: str, raw: Any) -> SlotList:
         raise CatalogError(f"list {name!r}: spoken_as must be one of {', '.join(SPOKEN_AS)}")
     mass_article = raw.get("mass_article", "some")
     if not isinstance(mass_article, str) or len(mass_article.split()) > 1:
-        raise CatalogError(f"list {name!r}: mass_article must be one word or \"\"")
+        raise CatalogError(f'list {name!r}: mass_article must be one word or ""')
     return SlotList(
         name=name, phrases=phrases, spoken_as=str(spoken_as), mass_article=mass_article.strip().lower()
     )
@@ -373,7 +373,9 @@ def _load_intent(name: str, raw: Any, lists: dict[str, SlotList]) -> Intent:
         or not isinstance(minutes, int | float)
         or not 1 <= minutes <= MAX_TTL_S / 60
     ):
-        raise CatalogError(f"intent {name!r}: lifetime_minutes must be a number from 1 to {MAX_TTL_S / 60:.0f}")
+        raise CatalogError(
+            f"intent {name!r}: lifetime_minutes must be a number from 1 to {MAX_TTL_S / 60:.0f}"
+        )
     return Intent(
         name=name,
         description=str(raw.get("description", "")),
