@@ -338,6 +338,10 @@ def summarize(run: LiveRun) -> dict[str, Any]:
                 "expected": r.placed.prompt.text,
                 "heard": [h.text for h in r.outcome.heard],
                 "intents": [h.intent for h in r.outcome.heard],
+                "heard_end_closed_s": [
+                    (round(h.speech_end_s or 0.0, 2), round(h.closed_at_s, 2)) for h in r.outcome.heard
+                ],
+                "speech_end_s": round(r.placed.speech_end_s, 2),
                 "correct": r.outcome.correct,
                 "latency_ms": None if r.latency_s is None else round(r.latency_s * 1000, 1),
                 "closed_after_ms": None if r.closed_after_s is None else round(r.closed_after_s * 1000, 1),
