@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -70,10 +69,8 @@ def test_spoken_request_is_printed_and_sigterm_stops_cleanly(
     assert record["engine"] == "pocketsphinx"
     assert 2.0 < record["audio_seconds"] < 10.0
 
-    started = time.monotonic()
-    code = listener.terminate(timeout=10)
+    code = listener.terminate(timeout=10)  # fails the test if SIGTERM does not end it
     assert code == 0, listener.transcript()
-    assert time.monotonic() - started < 5.0
     assert listener.stdout == [line], "exactly one line for one request"
     assert len(listener.stderr) == 1, listener.transcript()  # only the "listening" line: no warnings
 
