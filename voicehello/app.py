@@ -23,7 +23,7 @@ from voicehello.audio.sources import read_wav
 from voicehello.bus.messages import Message, Sender, use_intent_kinds
 from voicehello.bus.mqtt import BusClient
 from voicehello.config import Settings
-from voicehello.conversation import Action, Conversation, Option, Publish
+from voicehello.conversation import Action, Conversation, Option, Publish, Say
 from voicehello.errors import BusError, MessageError, VoicehelloError
 from voicehello.intents.catalog import Catalog, load_catalog
 from voicehello.intents.parser import IntentParser, ParseResult, slot_text
@@ -49,6 +49,10 @@ class Heard:
     """Audio time where the speech ended, for live audio."""
     early: bool = False
     """Live audio: ended after ``speech.early_end_ms`` of silence, being a complete request."""
+    unsure: bool = False
+    """The words parsed to a request but the recognizer was unsure of them (acoustic confidence
+    below ``speech.min_acoustic_confidence``): rejected, ``parse.intent`` is None and
+    ``parse.guess`` names the request it would have been."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON line ``transcribe --json`` and ``listen --json`` print."""
@@ -116,8 +120,26 @@ class Understander:
         """Decode one utterance held in memory (16 kHz mono int16) and parse it."""
         started = time.perf_counter()
         transcript = recognize(self.recognizer, pcm)
+        parse, unsure = self._judge(transcript)
+        return Heard(
+            transcript=transcript, parse=parse, decode_s=time.perf_counter() - started, unsure=unsure
+        )
+
+    def _judge(self, transcript: Transcript) -> tuple[ParseResult, bool]:
+        """Parse ``transcript``; a request heard with acoustic confidence below
+        ``speech.min_acoustic_confidence`` is rejected (True: rejected for that)."""
         parse = self.parser.parse(transcript.text)
-        return Heard(transcript=transcript, parse=parse, decode_s=time.perf_counter() - started)
+        floor = self.settings.speech.min_acoustic_confidence
+        if parse.intent is None or transcript.confidence >= floor:
+            return parse, False
+        log.info(
+            "%r -> %s rejected: acoustic confidence %.2f < %.2f",
+            transcript.text,
+            parse.intent,
+            transcript.confidence,
+            floor,
+        )
+        return replace(parse, intent=None, slots={}, guess=parse.intent, alternatives=()), True
 
     def hear_file(self, path: Path) -> Heard:
         """Read a WAV file, keep its speech and understand it (raises :class:`AudioError`)."""
@@ -208,13 +230,14 @@ class Understander:
         if rest:
             self.recognizer.feed(rest)
         transcript = self.recognizer.finish()
-        parse = self.parser.parse(transcript.text)
+        parse, unsure = self._judge(transcript)
         return Heard(
             transcript=transcript,
             parse=parse,
             decode_s=busy_s + time.perf_counter() - started,
             speech_end_s=utterance.end_s,
             early=live is not None and live.early,
+            unsure=unsure,
         )
 
 
@@ -322,6 +345,9 @@ class _Live:
 Report = Callable[[str], None]
 """Where a device prints what it does, one human-readable line at a time."""
 
+NOT_CAUGHT = "Sorry, I didn't catch that."
+"""Said when a woken request was heard too unsure to act on (low acoustic confidence)."""
+
 ECHO_TAIL_S = 0.4
 """After this device stops speaking, its microphone stays deaf this long (room echo)."""
 TICK_EVERY_S = 0.25
@@ -417,7 +443,10 @@ class Device:
             self.report(
                 f"heard: {heard.transcript.text!r} -> {heard.parse.describe(confidence=heard.parse.intent is None)}"
             )
-            self._converse(heard.parse, text)
+            if heard.unsure:  # half heard: say so, never act on it as another request
+                self._carry_out(Say(NOT_CAUGHT))
+            else:
+                self._converse(heard.parse, text)
             yield heard
         for action in self.conversation.tick():
             self._carry_out(action)

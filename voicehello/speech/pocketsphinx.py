@@ -209,7 +209,7 @@ class PocketSphinxRecognizer:
 
     def _transcript(self, hypothesis: Any, audio_bytes: int) -> Transcript:
         text = " ".join(hypothesis.hypstr.split()) if hypothesis is not None else ""
-        confidence = float(hypothesis.prob) if hypothesis is not None and text else 0.0
+        confidence = word_posterior_confidence(self._decoder) if text else 0.0
         return Transcript(
             text=text,
             confidence=round(min(1.0, max(0.0, confidence)), 4),
@@ -288,6 +288,22 @@ class _LiveUtterance:
                 self._decoder.process_raw(self._waiting.popleft(), False, False)
         except (RuntimeError, ValueError, IndexError) as exc:
             raise RecognizerError(f"PocketSphinx failed while decoding: {exc}") from exc
+
+
+def word_posterior_confidence(decoder: Any) -> float:
+    """The mean lattice posterior of the words in the best hypothesis (silences, fillers and
+    sentence marks left out): near 1 when the search had no rival for each word, low when
+    noise left it many (a half-heard request). 0 when there is no word or no lattice."""
+    try:
+        posteriors = [
+            min(1.0, max(0.0, float(segment.prob)))
+            for segment in decoder.seg()
+            if segment.word and segment.word[0] not in "<["
+        ]
+    except (RuntimeError, ValueError) as exc:
+        log.debug("no word posteriors: %s", exc)
+        return 0.0
+    return sum(posteriors) / len(posteriors) if posteriors else 0.0
 
 
 def model_root(model_dir: Path | None = None) -> Path:
