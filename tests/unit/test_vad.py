@@ -536,3 +536,20 @@ def test_energy_gate_floor_follows_fluctuating_noise() -> None:
     assert not any(smoothed(block) for block in swinging[100:])
     assert smoothed.noise_floor_db == pytest.approx(-32.6, abs=0.5)
     assert smoothed(tone(-20.0, 30))
+
+
+@pytest.mark.parametrize(
+    "text", ["I have a ladder to lend", "hey neighbor, can I borrow a ladder this afternoon"]
+)
+def test_a_recording_that_starts_with_its_speech_is_heard_whole(speech_dir: Path, text: str) -> None:
+    """A file cut right at its first word has no quiet before it to measure the noise floor
+    against: the recording's own quiet level stands in, so the speech is found, from its start
+    to its end (with the quantile floor alone, the floor sat at the speech's level and nothing
+    was found)."""
+    pcm = espeak(speech_dir, text)
+    first, last = audible_span_s(pcm)
+    cut = pcm[round(first * 16_000) * 2 :]
+    utterances = split_utterances(cut, SETTINGS)
+    assert len(utterances) == 1
+    assert utterances[0].start_s <= 0.1
+    assert utterances[0].end_s == pytest.approx(last - first, abs=0.2)

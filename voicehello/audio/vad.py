@@ -216,6 +216,14 @@ class EnergyGate:
         self.noise_floor_db = -math.inf
         """The latest noise floor estimate (dBFS)."""
 
+    def seed(self, level_db: float, frames: int) -> None:
+        """Start from a noise floor of ``level_db`` as if ``frames`` frames of noise at that
+        level had been heard (a whole recording's own quiet, for one that starts with speech)."""
+        level = max(level_db, self.floor_dbfs)
+        for _ in range(min(frames, self._levels.maxlen or frames)):
+            self._levels.append(level)
+            self._quiet.append(level)
+
     def __call__(self, block: bytes) -> bool:
         """True when ``block`` is loud enough to possibly be speech."""
         return self.passes(rms_dbfs(block))
@@ -288,8 +296,9 @@ class SpeakerLevel:
         self.reference_db = None
 
 
-def webrtc_classifier(settings: AudioSettings) -> Classifier:
-    """WebRTC VAD at ``settings.vad_aggressiveness``, combined with an :class:`EnergyGate`."""
+def webrtc_classifier(settings: AudioSettings, noise_floor_db: float | None = None) -> Classifier:
+    """WebRTC VAD at ``settings.vad_aggressiveness``, combined with an :class:`EnergyGate`
+    (started from ``noise_floor_db`` when given)."""
     import webrtcvad
 
     vad = webrtcvad.Vad(settings.vad_aggressiveness)
@@ -299,6 +308,8 @@ def webrtc_classifier(settings: AudioSettings) -> Classifier:
         smooth_ms=settings.noise_smooth_ms,
         quantile=settings.noise_quantile,
     )
+    if noise_floor_db is not None:
+        gate.seed(noise_floor_db, max(1, SEED_MS // settings.block_ms))
 
     def classify(block: bytes) -> bool:
         voiced = bool(vad.is_speech(block, SAMPLE_RATE))
@@ -357,13 +368,19 @@ class Endpointer:
     not decoded into it.
     """
 
-    def __init__(self, settings: AudioSettings, *, classifier: Classifier | None = None) -> None:
+    def __init__(
+        self,
+        settings: AudioSettings,
+        *,
+        classifier: Classifier | None = None,
+        noise_floor_db: float | None = None,
+    ) -> None:
         if settings.block_ms not in (10, 20, 30):
             raise ValueError(f"block_ms must be 10, 20 or 30 for the VAD, not {settings.block_ms}")
         self.settings = settings
         self._block_ms = settings.block_ms
         self._block_bytes = settings.block_ms * BYTES_PER_MS
-        self._classify = classifier or webrtc_classifier(settings)
+        self._classify = classifier or webrtc_classifier(settings, noise_floor_db)
         self._denoise = make_denoiser(settings)
         self._segmenter = SpeechSegmenter.from_settings(settings)
         self._speaker = SpeakerLevel(
@@ -507,9 +524,27 @@ class OpenAudio:
     pcm: bytes = field(repr=False)
 
 
+SEED_MS = 300
+"""How much noise at the recording's quiet level a whole recording's endpointer starts with."""
+QUIET_QUANTILE = 0.1
+"""A whole recording's quiet level: this quantile of its frames' levels."""
+
+
+def quiet_level_db(pcm: bytes, block_ms: int) -> float:
+    """The level (dBFS) of a recording's quieter frames: its noise, and the pauses of its speech."""
+    size = block_ms * BYTES_PER_MS
+    levels = [rms_dbfs(pcm[at : at + size]) for at in range(0, len(pcm) - size + 1, size)]
+    finite = [level for level in levels if math.isfinite(level)]
+    return float(np.quantile(finite, QUIET_QUANTILE)) if finite else -math.inf
+
+
 def split_utterances(pcm: bytes, settings: AudioSettings) -> list[Utterance]:
-    """All utterances in a whole recording (16 kHz mono int16 PCM)."""
-    endpointer = Endpointer(settings)
+    """All utterances in a whole recording (16 kHz mono int16 PCM).
+
+    A recording is often cut right at the start of its speech, leaving no quiet before it to
+    measure the noise floor against; since the whole recording is at hand, the endpointer
+    starts from the recording's own quiet level (:func:`quiet_level_db`) instead."""
+    endpointer = Endpointer(settings, noise_floor_db=quiet_level_db(pcm, settings.block_ms))
     utterances = endpointer.feed(pcm)
     last = endpointer.flush()
     if last is not None:
