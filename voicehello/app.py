@@ -64,6 +64,7 @@ class Heard:
             "engine": self.transcript.engine,
             "woke": self.parse.woke,
             "acoustic_confidence": self.transcript.confidence,
+            "unsure": self.unsure,
             "audio_seconds": round(self.transcript.audio_seconds, 3),
         }
 

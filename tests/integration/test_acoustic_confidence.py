@@ -62,6 +62,7 @@ def test_a_half_heard_request_is_rejected_not_turned_into_another(
     assert [h.parse.intent for h in results] == [None], [h.transcript for h in results]
     [rejected] = [h for h in results if h.unsure]
     assert rejected.parse.guess == "say_hello"  # what it would have been taken for
+    assert (rejected.to_dict()["intent"], rejected.to_dict()["unsure"]) == (None, True)
     assert rejected.transcript.confidence < understander.settings.speech.min_acoustic_confidence
 
 
