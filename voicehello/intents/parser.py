@@ -34,7 +34,7 @@ from voicehello.intents.nlu.features import Span, is_negation
 from voicehello.intents.nlu.model import NluModel, Tagged
 from voicehello.intents.nlu.values import clean_value
 from voicehello.intents.slot_values import violation
-from voicehello.intents.times import canonical_time
+from voicehello.intents.times import NUMBER_WORDS, canonical_time
 
 log = logging.getLogger(__name__)
 
@@ -59,28 +59,7 @@ _PRONOUNS = frozenset(
 )
 """Slot values that name nothing ("can i borrow it")."""
 
-_ONES = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-]
+_ONES = NUMBER_WORDS
 _TENS = {2: "twenty", 3: "thirty", 4: "forty", 5: "fifty"}
 
 

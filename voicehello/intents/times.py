@@ -53,33 +53,13 @@ _CLOCK_SUFFIXES = (
     ("ish",),
     ("sharp",),
 )
-_NUMBERS = {
-    word: index
-    for index, word in enumerate(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-            "thirteen",
-            "fourteen",
-            "fifteen",
-            "sixteen",
-            "seventeen",
-            "eighteen",
-            "nineteen",
-        ]
-    )
-}
+NUMBER_WORDS: tuple[str, ...] = (
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+    "nineteen",
+)  # fmt: skip
+"""The numbers below twenty as words, by value."""
+_NUMBERS = {word: index for index, word in enumerate(NUMBER_WORDS)}
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50}
 _WEEKEND_DAYS = {
     ("the", "weekend"): "this weekend",
