@@ -69,10 +69,14 @@ def listen(understander: Understander, pcm: bytes) -> list[Closed]:
 
 @pytest.fixture(scope="module")
 def early(understander: Understander) -> Understander:
-    """The default pipeline (PocketSphinx, streaming, early_end_ms 150)."""
+    """The default pipeline (PocketSphinx, streaming) with early ends after 150 ms (off by default)."""
     assert understander.settings.speech.streaming
-    assert understander.settings.speech.early_end_ms == 150
-    return understander
+    settings = understander.settings
+    return Understander(
+        replace(settings, speech=replace(settings.speech, early_end_ms=150)),
+        catalog=understander.catalog,
+        recognizer=understander.recognizer,
+    )
 
 
 def test_complete_request_ends_after_the_short_pause(early: Understander, espeak: Any) -> None:
