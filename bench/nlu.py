@@ -31,12 +31,12 @@ if str(PROJECT_DIR) not in sys.path:  # `python bench/nlu.py` puts only bench/ o
 import argparse  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
+from bench.measure import current_rss_kb, percentile  # noqa: E402
 from voicehello.config import DEFAULT_CATALOG_FILE, IntentSettings  # noqa: E402
 from voicehello.errors import VoicehelloError  # noqa: E402
 from voicehello.intents.catalog import Catalog, load_catalog  # noqa: E402
@@ -125,8 +125,8 @@ class Report:
             "load_s": self.load_s,
             "rss_added_kb": self.rss_added_kb,
             "parse_ms": {
-                "p50": _quantile(self.latencies_ms, 0.50),
-                "p95": _quantile(self.latencies_ms, 0.95),
+                "p50": percentile(self.latencies_ms, 0.50),
+                "p95": percentile(self.latencies_ms, 0.95),
             },
             "counts": asdict(self.in_domain),
             "errors": self.errors,
@@ -135,26 +135,6 @@ class Report:
 
 def _share(total: int) -> Callable[[int], float]:
     return lambda count: count / total if total else float("nan")
-
-
-def _quantile(values: Sequence[float], share: float) -> float:
-    """The ``share`` quantile (linear interpolation); NaN for no values."""
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[round(share * 100) - 1]
-
-
-def rss_kb() -> int | None:
-    """Current resident set size (``VmRSS``), KiB; None where /proc is unavailable."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def value_kind(catalog: Catalog, request: Request) -> str:
@@ -181,12 +161,12 @@ def run(
     split: str,
 ) -> Report:
     """Build the parser (timed) and parse every sentence."""
-    rss_before = rss_kb()
+    rss_before = current_rss_kb()
     start = time.perf_counter()
     catalog = load_catalog(catalog_path)
     parser = IntentParser(catalog, threshold=threshold)
     load_s = time.perf_counter() - start
-    rss_after = rss_kb()
+    rss_after = current_rss_kb()
     added = rss_after - rss_before if rss_before is not None and rss_after is not None else None
     report = Report(split, threshold, str(catalog_path), load_s, added)
     for request in requests:
