@@ -244,14 +244,8 @@ def _score(placed: list[Placed], tap: _Tap, results: list[Any]) -> list[LiveRequ
         index = next((i for i, p in enumerate(placed) if p.begin_s <= end - onset < p.end_s), None)
         if index is None:
             continue
-        record = HeardRecord(
-            text=heard.transcript.text,
-            intent=heard.parse.intent,
-            slots=dict(heard.parse.slots),
-            confidence=heard.parse.confidence,
-            woke=heard.parse.woke,
-            decode_s=heard.decode_s,
-            audio_s=heard.transcript.audio_seconds,
+        record = HeardRecord.of(
+            heard,
             speech_end_s=end - onset,
             closed_at_s=closed_at_s - onset,
             processing_s=0.0,

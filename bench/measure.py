@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voicehello.app import Understander, WakeGate
+from voicehello.app import Heard, Understander, WakeGate
 from voicehello.audio.sources import frames
 from voicehello.speech.recognizer import SAMPLE_RATE, SAMPLE_WIDTH
 
@@ -54,6 +54,32 @@ class HeardRecord:
     """True when the stream ended before the endpointer closed the utterance."""
     admitted: bool
     """Whether live listening with ``require_wake`` acts on it (:class:`WakeGate`)."""
+
+    @classmethod
+    def of(  # noqa: PLR0917 (the timing fields, each named at the call)
+        cls,
+        heard: Heard,
+        speech_end_s: float | None,
+        closed_at_s: float,
+        processing_s: float,
+        flushed: bool,
+        admitted: bool,
+    ) -> HeardRecord:
+        """The record of ``heard``, with the timing its caller measured."""
+        return cls(
+            text=heard.transcript.text,
+            intent=heard.parse.intent,
+            slots=dict(heard.parse.slots),
+            confidence=heard.parse.confidence,
+            woke=heard.parse.woke,
+            decode_s=heard.decode_s,
+            audio_s=heard.transcript.audio_seconds,
+            speech_end_s=speech_end_s,
+            closed_at_s=closed_at_s,
+            processing_s=processing_s,
+            flushed=flushed,
+            admitted=admitted,
+        )
 
     @property
     def wait_s(self) -> float | None:
@@ -98,14 +124,8 @@ def run_stream(understander: Understander, pcm: bytes, block_ms: int) -> list[He
         now = time.perf_counter()
         admitted = gate.admit(heard, heard.speech_end_s or 0.0)
         records.append(
-            HeardRecord(
-                text=heard.transcript.text,
-                intent=heard.parse.intent,
-                slots=dict(heard.parse.slots),
-                confidence=heard.parse.confidence,
-                woke=heard.parse.woke,
-                decode_s=heard.decode_s,
-                audio_s=heard.transcript.audio_seconds,
+            HeardRecord.of(
+                heard,
                 speech_end_s=heard.speech_end_s,
                 closed_at_s=feed.fed * block_ms / 1000,
                 processing_s=now - feed.fed_at,
