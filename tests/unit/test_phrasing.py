@@ -14,7 +14,6 @@ from voicehello.announce.phrasing import (
     announcement,
     as_clause,
     choice_question,
-    clean_text,
     determine,
     in_pod,
     is_mass_or_plural,
@@ -24,6 +23,7 @@ from voicehello.announce.phrasing import (
     verb_phrase,
 )
 from voicehello.bus.messages import ANSWERS, KIND_OF_INTENT, Message, Sender, new_message
+from voicehello.cleaning import clean_text
 from voicehello.intents.catalog import Catalog
 
 MAYA = Sender("maya-12", "Maya at number 12")

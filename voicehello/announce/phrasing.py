@@ -38,10 +38,10 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 from typing import Literal, cast, get_args
 
 from voicehello.bus.messages import ANSWERS, Message
+from voicehello.cleaning import clean_text
 from voicehello.intents.catalog import Catalog, SlotList
 from voicehello.intents.slot_values import MAX_CHARS, violation
 from voicehello.intents.times import HOURS, WEEKDAYS
@@ -142,38 +142,7 @@ _PREPOSITIONS = frozenset(
 """Words that end a noun phrase's head ("glass all over the pavement", "walk round the lake")."""
 _AN_BEFORE = ("hour", "honest", "honor", "honour", "heir", "herb")
 _A_BEFORE = ("one", "once", "uni", "use", "usu", "uti", "eu", "ewe")
-_MARKUP = str.maketrans(dict.fromkeys("<>[]{}\\", " "))
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
-
-# ----------------------------------------------------------------------------- cleaning
-
-
-def clean_text(text: str, max_chars: int) -> str:
-    """``text`` safe to speak: NFKC, no control/format characters (Unicode C*) or markup
-    characters (``< > [ ] { } \\``), whitespace collapsed, cut at a word boundary to ``max_chars``."""
-    normalized = unicodedata.normalize("NFKC", text).translate(_MARKUP)
-    kept = "".join(
-        " " if char.isspace() else char for char in normalized if char.isspace() or not _is_control(char)
-    )
-    return _cut(" ".join(kept.split()), max_chars)
-
-
-def _is_control(char: str) -> bool:
-    return unicodedata.category(char).startswith("C")
-
-
-def _cut(text: str, max_chars: int) -> str:
-    """``text`` cut to at most ``max_chars`` at the last word boundary (mid-word only when one
-    word is longer than that)."""
-    if max_chars <= 0:
-        return ""
-    if len(text) <= max_chars:
-        return text
-    head = text[: max_chars + 1]
-    space = head.rfind(" ")
-    cut = head[:space] if space > 0 else text[:max_chars]
-    return cut.rstrip(" ,;:-")
-
 
 # ----------------------------------------------------------------------------- articles
 

@@ -40,9 +40,9 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from voicehello.announce.phrasing import clean_text
 from voicehello.announce.policy import AnnouncePolicy, Decision
 from voicehello.bus.messages import Message
+from voicehello.cleaning import clean_text
 from voicehello.config import AnnounceSettings
 from voicehello.errors import SpeakerError
 from voicehello.privacy.held import HeldMessages

@@ -49,7 +49,7 @@ from typing import Any
 
 from nacl.secret import SecretBox
 
-from voicehello.announce.phrasing import clean_text
+from voicehello.cleaning import clean_text
 from voicehello.config import DEVICE_ID
 from voicehello.errors import EnvelopeError, InviteError, PrivacyError
 from voicehello.privacy.keys import (
