@@ -77,8 +77,8 @@ MAX_QUEUED_MESSAGES = 1000
 MAX_QUEUED_BYTES = 1024 * 1024
 """Payload bytes the broker holds for one device beyond those in flight: about 1,000 everyday
 sealed requests (under 1 KiB each), or 16 of the largest packets a client accepts."""
-MAX_INFLIGHT_MESSAGES = 20
-"""Unacknowledged messages sent to one device at a time (the client's own window, ``mqtt.WINDOW``)."""
+MAX_INFLIGHT_MESSAGES = mqtt.WINDOW
+"""Unacknowledged messages sent to one device at a time: the client's own window."""
 DEVICE_TOPICS = ("msg", "key", "status")
 """The topics under ``voicehello/v1/<pod>/<device>/`` a device may publish to (see bus/topics.py)."""
 ALL_PODS = "all"
